@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AnthropicProviderConfig",
@@ -172,7 +172,7 @@ class ModelConfig(Strict):
     routes: list[RouteConfig] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
     price: Price | None = None
-    """Default: the built-in price table entry for the first route's upstream model, if any."""
+    """Default: the built-in price of the upstream model of the route that answered, if known."""
     timeout: float | None = Field(default=None, gt=0)
     """Overrides routing.timeout for this model."""
     retries: int | None = Field(default=None, ge=0, le=10)
@@ -186,21 +186,20 @@ class Config(Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check_references(self) -> Config:
-        problems: list[str] = []
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Names that point nowhere: (location, message) pairs, empty when all is well."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        known = ", ".join(sorted(self.providers)) or "none"
         for name, model in self.models.items():
             for i, route in enumerate(model.routes):
                 if route.provider not in self.providers:
                     problems.append(
-                        f"models.{name}.routes[{i}].provider: unknown provider {route.provider!r}"
-                        f" (known: {', '.join(sorted(self.providers)) or 'none'})"
+                        (("models", name, "routes", i, "provider"),
+                         f"unknown provider {route.provider!r} (known: {known})")
                     )
             for fb in model.fallbacks:
-                if fb not in self.models:
-                    problems.append(f"models.{name}.fallbacks: unknown model {fb!r}")
-                elif fb == name:
-                    problems.append(f"models.{name}.fallbacks: a model cannot fall back to itself")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+                if fb == name:
+                    problems.append((("models", name, "fallbacks"), "a model cannot fall back to itself"))
+                elif fb not in self.models:
+                    problems.append((("models", name, "fallbacks"), f"unknown model {fb!r}"))
+        return problems

@@ -1,0 +1,373 @@
+"""Benchmark lockgate against the direct path and LiteLLM's proxy on this machine.
+
+Starts the fake upstream (bench/upstream.py), then for each target — `direct` (the
+upstream itself), `lockgate`, `litellm` — starts it pointed at the upstream, measures
+cold start and memory, drives it with wrk (closed loop, JSON and streaming, at each
+concurrency), times the first streamed token, and writes bench/results/<timestamp>.md
+and .json. Only 127.0.0.1 is contacted; every run is bounded in time.
+
+    bash bench/setup.sh && .venv/bin/python bench/run.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import load
+import procs
+import report
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+COMPLETIONS = "/v1/chat/completions"
+CONFIG_UPSTREAM = "127.0.0.1:18080"  # the upstream address written in the committed configs
+TTFT_BODY: dict[str, Any] = {
+    "model": "bench",
+    "messages": [{"role": "user", "content": "Say hello."}],
+    "max_tokens": 16,
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    argv: list[str]  # empty: the direct path (no gateway)
+    health: str
+    env: dict[str, str] = field(default_factory=lambda: {})
+
+
+@dataclass
+class Run:
+    """Settings and shared state of one benchmark run."""
+
+    args: argparse.Namespace
+    out: Path
+    key: str
+    upstream: procs.Proc
+    upstream_port: int
+    gateway_cpus: set[int] | None
+    client_cpus: set[int] | None
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="short runs: 3 s each, 1 cold start")
+    p.add_argument("--targets", default="direct,lockgate,litellm")
+    p.add_argument("--modes", default="json,stream")
+    p.add_argument("--concurrency", default="1,16,64")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--repeats", type=int, default=1, help="wrk runs per scenario (median kept)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    p.add_argument("--idle", type=float, default=3.0, help="seconds idle before reading idle RSS")
+    p.add_argument("--cold-starts", type=int, default=3, help="starts timed (median kept)")
+    p.add_argument("--ttft-samples", type=int, default=50)
+    p.add_argument("--ttft-delay-ms", type=int, default=20, help="upstream gap between chunks")
+    p.add_argument("--wrk-threads", type=int, default=1)
+    p.add_argument("--pin", action="store_true", help="gateway on CPU 1; wrk, upstream on CPU 0")
+    p.add_argument("--start-timeout", type=float, default=120.0)
+    p.add_argument("--lockgate", default=str(REPO / ".venv" / "bin" / "lockgate"))
+    p.add_argument("--litellm", default=str(HERE / ".venv-litellm" / "bin" / "litellm"))
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.repeats, args.warmup, args.idle = 3.0, 1, 1.0, 1.0
+        args.cold_starts, args.ttft_samples = 1, 15
+    return args
+
+
+def _config(template: str, upstream_port: int, out: Path) -> Path:
+    text = (HERE / template).read_text().replace(CONFIG_UPSTREAM, f"127.0.0.1:{upstream_port}")
+    path = out / template
+    path.write_text(text)
+    return path
+
+
+def _targets(run: Run, port_for: dict[str, int]) -> list[Target]:
+    wanted = [t.strip() for t in run.args.targets.split(",") if t.strip()]
+    if "direct" not in wanted:
+        wanted.insert(0, "direct")  # the baseline every added latency is measured against
+    out: list[Target] = []
+    for name in wanted:
+        if name == "direct":
+            out.append(Target("direct", [], "/healthz"))
+        elif name == "lockgate":
+            config = _config("lockgate.toml", run.upstream_port, run.out)
+            argv = [run.args.lockgate, "serve", "--config", str(config)]
+            out.append(Target("lockgate", [*argv, "--port", str(port_for[name])], "/healthz"))
+        elif name == "litellm":
+            config = _config("litellm.yaml", run.upstream_port, run.out)
+            argv = [run.args.litellm, "--config", str(config), "--port", str(port_for[name])]
+            env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no network fetch at start
+            out.append(Target("litellm", [*argv, "--num_workers", "1"], "/health/liveliness", env))
+        else:
+            raise SystemExit(f"unknown target {name!r} (direct, lockgate, litellm)")
+    return out
+
+
+def _env(run: Run, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({"BENCH_GATEWAY_KEY": run.key, "NO_PROXY": "*", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def _start(run: Run, target: Target, port: int, attempt: int) -> tuple[procs.Proc, float]:
+    if procs.port_is_open(port):
+        raise RuntimeError(f"port {port} is already in use")
+    cwd = run.out / f"{target.name}-cwd"
+    cwd.mkdir(exist_ok=True)
+    proc = procs.start(
+        target.name,
+        target.argv,
+        log=run.out / f"{target.name}-{attempt}.log",
+        env=_env(run, target.env),
+        cwd=cwd,
+        cpus=run.gateway_cpus,
+    )
+    try:
+        return proc, proc.wait_ready(port, target.health, run.args.start_timeout)
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def _cold_start(run: Run, target: Target, port: int) -> tuple[procs.Proc, Any]:
+    """Start `cold_starts` times (the last one stays up); the median spawn-to-ready time."""
+    times: list[float] = []
+    for attempt in range(max(1, run.args.cold_starts)):
+        proc, seconds = _start(run, target, port, attempt)
+        times.append(seconds)
+        _log(f"  {target.name}: ready in {seconds:.2f} s (pid {proc.pid})")
+        if attempt < run.args.cold_starts - 1:
+            proc.stop()
+    info = {"cold_start_s": statistics.median(times), "cold_start_runs_s": times}
+    return proc, info
+
+
+def _first_request(run: Run, port: int) -> float:
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    headers = {"Authorization": f"Bearer {run.key}", "Content-Type": "application/json"}
+    t0 = time.perf_counter()
+    status, data = procs.request(port, "POST", COMPLETIONS, body, headers)
+    if status != 200:
+        raise RuntimeError(f"first request: HTTP {status}: {data[:300]!r}")
+    return (time.perf_counter() - t0) * 1000
+
+
+def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) -> dict[str, Any]:
+    samples: list[dict[str, Any]] = []
+    for _ in range(max(1, run.args.repeats)):
+        cpu0, up0 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
+        res = load.run_wrk(
+            url,
+            mode,
+            conns,
+            run.args.duration,
+            threads=run.args.wrk_threads,
+            key=run.key,
+            cpus=run.client_cpus,
+        )
+        cpu1, up1 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
+        n = max(res.requests, 1)
+        samples.append(
+            {
+                "rps": res.rps,
+                "p50_ms": res.p50_ms,
+                "p90_ms": res.p90_ms,
+                "p99_ms": res.p99_ms,
+                "mean_ms": res.mean_ms,
+                "requests": res.requests,
+                "errors": res.errors,
+                "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / n,
+                "upstream_cpu_ms_per_req": (up1 - up0) * 1000 / n,
+            }
+        )
+    out: dict[str, Any] = {"mode": mode, "concurrency": conns, "repeats": len(samples)}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        out[key] = sum(values) if key in ("requests", "errors") else statistics.median(values)
+    return out
+
+
+def _measure(run: Run, target: Target, proc: procs.Proc, port: int) -> dict[str, Any]:
+    """Everything after the gateway is ready: memory, load, time to first token."""
+    args = run.args
+    url = f"http://127.0.0.1:{port}{COMPLETIONS}"
+    out: dict[str, Any] = {
+        "first_request_ms": _first_request(run, port),
+        "rss_ready_mb": proc.rss_mb(),
+    }
+    for mode in args.modes.split(","):
+        load.run_wrk(
+            url, mode, 16, args.warmup, threads=args.wrk_threads, key=run.key, cpus=run.client_cpus
+        )
+    time.sleep(args.idle)
+    out["rss_idle_mb"] = proc.rss_mb()
+    out["processes"] = proc.processes()
+    scenarios: dict[str, Any] = {}
+    for mode in args.modes.split(","):
+        for conns in (int(c) for c in args.concurrency.split(",")):
+            s = _scenario(run, proc, url, mode, conns)
+            scenarios[f"{mode}-c{conns}"] = s
+            _log(
+                f"  {target.name} {mode} c={conns}: {s['rps']:.0f} req/s, p50 {s['p50_ms']:.3f} ms, "
+                f"p99 {s['p99_ms']:.3f} ms, CPU {s['cpu_ms_per_req']:.3f} ms/req, errors {s['errors']}"
+            )
+    out["scenarios"] = scenarios
+    body = dict(TTFT_BODY)
+    body["messages"] = [{"role": "user", "content": f"Say hello. [delay={args.ttft_delay_ms}]"}]
+    out["ttft"] = load.time_to_first_token(port, COMPLETIONS, body, run.key, args.ttft_samples)
+    _log(f"  {target.name} TTFT p50 {out['ttft']['ttft_p50_ms']:.3f} ms")
+    out["rss_peak_mb"] = proc.peak_rss_mb()
+    return out
+
+
+def _bench(run: Run, target: Target, port: int) -> dict[str, Any]:
+    _log(f"{target.name}: {' '.join(target.argv) or 'the upstream itself'}")
+    if not target.argv:
+        return _measure(run, target, run.upstream, run.upstream_port)
+    proc, info = _cold_start(run, target, port)
+    try:
+        return {**info, **_measure(run, target, proc, port)}
+    finally:
+        proc.stop()
+        if proc.popen.returncode not in (0, -15, None):
+            _log(f"  {target.name} exited with {proc.popen.returncode} (see {proc.log})")
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except OSError as exc:
+        return f"unavailable ({exc.strerror})"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if done.returncode == 0 and text else "unavailable"
+
+
+def _available(run: Run) -> None:
+    """Drop targets whose program is missing or lacks what the benchmark uses."""
+    names = [t.strip() for t in run.args.targets.split(",")]
+    if "lockgate" in names and _version([run.args.lockgate, "serve", "--help"]) == "unavailable":
+        _log(f"lockgate: `{run.args.lockgate} serve` is not available yet; skipped")
+        names.remove("lockgate")
+    if "litellm" in names and not Path(run.args.litellm).exists():
+        _log(f"litellm: {run.args.litellm} missing (run bash bench/setup.sh); skipped")
+        names.remove("litellm")
+    run.args.targets = ",".join(names)
+
+
+def _meta(run: Run, stamp: str, upstream_banner: str) -> dict[str, Any]:
+    args = run.args
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    litellm_py = str(Path(args.litellm).parent / "python")
+    git = _version(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
+    return {
+        "timestamp": stamp,
+        "machine": f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": sys.version.split()[0],
+        "wrk": _version(["wrk", "-v"]).split(" [")[0],
+        "lockgate": f"git {git}",
+        "litellm": _version(
+            [litellm_py, "-c", "import importlib.metadata as m; print(m.version('litellm'))"]
+        ),
+        "upstream": upstream_banner,
+        "settings": (
+            f"{args.duration:g} s per run x {args.repeats} (median), concurrency {args.concurrency}, "
+            f"wrk -t{args.wrk_threads}, warmup {args.warmup:g} s, idle {args.idle:g} s, "
+            f"cold starts {args.cold_starts} (median), TTFT {args.ttft_samples} samples with "
+            f"{args.ttft_delay_ms} ms between upstream chunks"
+        ),
+        "cpu sharing": (
+            "gateway pinned to CPU 1; wrk, upstream and probes to CPU 0"
+            if args.pin
+            else "not pinned: wrk, upstream and gateway share all CPUs"
+        ),
+    }
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _start_upstream(out: Path, cpus: set[int] | None) -> tuple[procs.Proc, int, str]:
+    port = procs.free_port()
+    proc = procs.start(
+        "upstream",
+        [sys.executable, str(HERE / "upstream.py"), "--port", str(port)],
+        log=out / "upstream.log",
+        env=dict(os.environ),
+        cwd=out,
+        cpus=cpus,
+    )
+    try:
+        proc.wait_ready(port, "/healthz", 30.0)
+    except BaseException:
+        proc.stop()
+        raise
+    banner = proc.log.read_text().strip().splitlines()[0]
+    return proc, port, banner
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run `bash bench/setup.sh` first")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) / stamp
+    out.mkdir(parents=True)
+    pin = args.pin and (os.cpu_count() or 1) >= 2
+    client_cpus, gateway_cpus = ({0}, {1}) if pin else (None, None)
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)  # the TTFT probe runs in this process
+    upstream, up_port, banner = _start_upstream(out, client_cpus)
+    run = Run(
+        args, out, f"sk-bench-{secrets.token_hex(16)}", upstream, up_port, gateway_cpus, client_cpus
+    )
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        _available(run)
+        meta = _meta(run, stamp, banner)
+        ports = {"lockgate": procs.free_port(), "litellm": procs.free_port()}
+        for target in _targets(run, ports):
+            try:
+                results[target.name] = _bench(run, target, ports.get(target.name, up_port))
+            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+                _log(f"{target.name}: FAILED: {exc}")
+                results[target.name] = {"error": str(exc)}
+    finally:
+        upstream.stop()
+    summary = report.compare(results)
+    text = report.render(meta, results, summary)
+    md, js = Path(args.out) / f"{stamp}.md", Path(args.out) / f"{stamp}.json"
+    md.write_text(text + "\n")
+    js.write_text(json.dumps({"meta": meta, "targets": results, **summary}, indent=2) + "\n")
+    print(text)
+    _log(f"written: {md} and {js} (logs in {out})")
+    return 0 if all("error" not in r for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

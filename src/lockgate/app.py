@@ -1,0 +1,250 @@
+"""`create_app(loaded)`: the ASGI app. Every resource opens in the lifespan and is
+passed down; nothing is created at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from lockgate.access.identify import IdentifyStage
+from lockgate.config.loader import LoadedConfig
+from lockgate.config.schema import Config
+from lockgate.core.context import RequestContext
+from lockgate.core.ids import uuid7
+from lockgate.core.pipeline import Pipeline, Stage
+from lockgate.errors import ConfigError, LockgateError, MethodNotAllowed, NotFound
+from lockgate.gateway.edge import error_response
+from lockgate.gateway.openapi import openapi_document
+from lockgate.gateway.routes import GatewayRoutes
+from lockgate.monitor.metrics import CONTENT_TYPE, Metrics
+from lockgate.monitor.record import RecordStage
+from lockgate.monitor.tracing import TraceStage, Tracing
+from lockgate.providers.base import Provider
+from lockgate.providers.registry import load_adapters
+from lockgate.routing.breaker import CircuitBreaker
+from lockgate.routing.budget import RetryBudget
+from lockgate.routing.router import ModelEntry, Route as UpstreamRoute, Router, RouterSettings
+from lockgate.usage.pricing import PriceTable
+from lockgate.usage.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+__all__ = ["Gateway", "build_pipeline", "create_app", "pipeline_stage_names"]
+
+_log = logging.getLogger("lockgate")
+
+
+class Gateway:
+    """The running gateway's services, built in the lifespan and handed to the routes."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        session: aiohttp.ClientSession,
+        providers: dict[str, Provider],
+        tracing: Tracing,
+    ) -> None:
+        config = loaded.config
+        self.config = config
+        self.providers = providers
+        self.tracing = tracing
+        self.metrics = Metrics()
+        self.session = session
+        self.max_body_bytes = config.gateway.max_body_bytes
+        self.started = int(time.time())
+        self.router = _build_router(config, providers, self.metrics)
+        self.identify = IdentifyStage(loaded.secret(config.gateway.admin_key))
+        self.tokens = TokenCounter()
+        self.record = RecordStage(
+            metrics=self.metrics, tokens=self.tokens, prices=PriceTable.from_config(config)
+        )
+        self.pipeline = build_pipeline(
+            [self.record, TraceStage(tracing), self.identify], self.router
+        )
+
+    async def authenticate(self, ctx: RequestContext) -> None:
+        await self.identify.admit(ctx)
+
+    async def record_refusal(self, ctx: RequestContext) -> None:
+        await self.record.complete(ctx)
+
+
+def build_pipeline(stages: list[Stage], router: Router) -> Pipeline:
+    return Pipeline(stages, router)
+
+
+def pipeline_stage_names(loaded: LoadedConfig) -> list[str]:
+    """The stages a request passes, in order, as `lockgate config show --pipeline` prints them."""
+    del loaded  # every stage of this version is always on
+    return ["identify", "trace", "route+provider", "record"]
+
+
+def _build_router(config: Config, providers: dict[str, Provider], metrics: Metrics) -> Router:
+    routing = config.routing
+    models: dict[str, ModelEntry] = {}
+    for name, model in config.models.items():
+        routes: list[UpstreamRoute] = []
+        for rc in model.routes:
+            route = UpstreamRoute(
+                model=name,
+                provider_name=rc.provider,
+                provider=providers[rc.provider],
+                upstream_model=rc.model,
+                weight=rc.weight,
+                breaker=CircuitBreaker(threshold=routing.breaker_failures, cooldown=routing.breaker_cooldown),
+            )
+            route.breaker.on_change = lambda state, r=route: metrics.breaker(r, state)
+            metrics.register_route(route)
+            routes.append(route)
+        models[name] = ModelEntry(
+            name=name,
+            routes=routes,
+            fallbacks=list(model.fallbacks),
+            timeout=model.timeout or routing.timeout,
+            retries=routing.retries if model.retries is None else model.retries,
+        )
+    return Router(
+        models,
+        settings=RouterSettings(
+            request_timeout=config.gateway.request_timeout,
+            backoff_base=routing.backoff_base,
+            backoff_max=routing.backoff_max,
+            max_retry_after=routing.max_retry_after,
+        ),
+        budget=RetryBudget(ratio=routing.retry_budget, min_per_second=routing.retry_budget_min),
+        observer=metrics,
+    )
+
+
+def _build_providers(loaded: LoadedConfig, session: aiohttp.ClientSession) -> dict[str, Provider]:
+    adapters = load_adapters()
+    providers: dict[str, Provider] = {}
+    for name, pc in loaded.config.providers.items():
+        ep = adapters.get(pc.type)
+        if ep is None:
+            raise ConfigError(f"providers.{name}.type: no adapter installed for {pc.type!r}")
+        try:
+            cls: Any = ep.load()
+        except ImportError as exc:
+            hint = " (pip install 'lockgate[local]')" if pc.type == "local" else ""
+            raise ConfigError(f"providers.{name}: cannot load the {pc.type!r} adapter: {exc}{hint}") from None
+        api_key = loaded.secret(getattr(pc, "api_key", None))
+        providers[name] = cls(name, pc, session=session, api_key=api_key)
+    return providers
+
+
+def create_app(
+    loaded: LoadedConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> Starlette:
+    env = env or {}
+    holder: dict[str, Gateway] = {}
+    routes_box: list[GatewayRoutes] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+        providers: dict[str, Provider] = {}
+        tracing = Tracing.from_env(
+            env,
+            service_name=loaded.config.observability.service_name,
+            capture_content=loaded.config.observability.capture_content,
+            exporter=span_exporter,
+        )
+        try:
+            providers = _build_providers(loaded, session)
+            for provider in providers.values():
+                await provider.start()
+            gateway = Gateway(loaded, session=session, providers=providers, tracing=tracing)
+            holder["gateway"] = gateway
+            routes_box.append(GatewayRoutes(gateway))
+            app.state.gateway = gateway
+            # Load the tokenizer files off the event loop, after start-up (cold start stays short).
+            warm = asyncio.get_running_loop().run_in_executor(None, gateway.tokens.warm)
+            yield
+            await warm
+        finally:
+            for provider in providers.values():
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+            await session.close()
+            tracing.shutdown()
+
+    def gateway_routes() -> GatewayRoutes:
+        return routes_box[0]
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(holder["gateway"].metrics.render(), media_type=CONTENT_TYPE)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    routes: list[Any] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    routes += _lazy_routes(gateway_routes)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    return app
+
+
+def _lazy_routes(get: Any) -> list[Route]:
+    """The gateway routes, bound at request time to the lifespan's `GatewayRoutes`."""
+
+    def bind(name: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            return await getattr(get(), name)(request)
+
+        endpoint.__name__ = name
+        return endpoint
+
+    return [Route(path, bind(name), methods=[method]) for path, name, method in GatewayRoutes.TABLE]
+
+
+def _dialect_of(request: Request) -> str:
+    return "anthropic" if request.url.path.startswith("/v1/messages") else "openai"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: LockgateError
+    if exc.status_code == 404:
+        err = NotFound(f"Unknown path: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        err = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
+    else:
+        err = LockgateError(str(exc.detail))
+        err.status = exc.status_code
+    rid = request.headers.get("x-request-id") or uuid7()
+    return error_response(err, "anthropic" if _dialect_of(request) == "anthropic" else "openai", rid)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    rid = uuid7()
+    _log.exception("unhandled error", extra={"request_id": rid})
+    err = LockgateError("The gateway failed to process the request.")
+    return error_response(err, "anthropic" if _dialect_of(request) == "anthropic" else "openai", rid)

@@ -1,0 +1,158 @@
+"""The request pipeline: an ordered list of stages around the router.
+
+Each stage has one job. `admit` runs in order before the upstream call and may stop
+the request by raising a `LockgateError`; `complete` runs in reverse order once the
+request is over (answered, failed, or its stream ended or was cut), for every stage
+whose `admit` ran. The list is assembled once at start-up (`lockgate config show
+--pipeline` prints it).
+
+Streams: `open_stream` returns only once the first upstream event has arrived, so a
+failure before the first byte is an ordinary error (with fallbacks); the events that
+follow are relayed as they come, and `complete` runs when the relay ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from lockgate.core.context import RequestContext
+from lockgate.core.types import (
+    ChatResponse,
+    EmbeddingResponse,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    StreamTextDelta,
+    StreamToolCallDelta,
+    StreamToolCallStart,
+    StreamUsage,
+)
+from lockgate.errors import LockgateError, StreamInterrupted
+from lockgate.routing.router import Router
+
+__all__ = ["Pipeline", "Stage"]
+
+
+class Stage(Protocol):
+    name: str
+
+    async def admit(self, ctx: RequestContext) -> None:
+        """Before the upstream call; raise a LockgateError to refuse the request."""
+        ...
+
+    async def complete(self, ctx: RequestContext) -> None:
+        """After the request is over; `ctx.error` is set when it failed. Must not raise."""
+        ...
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage], router: Router) -> None:
+        self.stages = stages
+        self.router = router
+
+    def describe(self) -> list[str]:
+        return [s.name for s in self.stages] + ["route+provider"]
+
+    async def chat(self, ctx: RequestContext) -> ChatResponse:
+        admitted = await self._admit(ctx)
+        try:
+            response = await self.router.chat(ctx)
+        except LockgateError as exc:
+            ctx.error = exc
+            await self._complete(ctx, admitted)
+            raise
+        ctx.response = response
+        ctx.response_model = response.model
+        ctx.usage = response.usage
+        ctx.finish_reasons = [c.finish_reason for c in response.choices]
+        await self._complete(ctx, admitted)
+        return response
+
+    async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
+        admitted = await self._admit(ctx)
+        try:
+            response = await self.router.embed(ctx)
+        except LockgateError as exc:
+            ctx.error = exc
+            await self._complete(ctx, admitted)
+            raise
+        ctx.response_model = response.model
+        ctx.usage = response.usage
+        await self._complete(ctx, admitted)
+        return response
+
+    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[StreamEvent]:
+        admitted = await self._admit(ctx)
+        try:
+            first, events = await self.router.open_stream(ctx)
+        except LockgateError as exc:
+            ctx.error = exc
+            await self._complete(ctx, admitted)
+            raise
+        return self._relay(ctx, first, events, admitted)
+
+    async def _relay(
+        self,
+        ctx: RequestContext,
+        first: StreamEvent,
+        events: AsyncIterator[StreamEvent],
+        admitted: list[Stage],
+    ) -> AsyncIterator[StreamEvent]:
+        text: list[str] = []
+        ctx.attrs["stream_text"] = text
+        try:
+            _observe(ctx, first, text)
+            yield first
+            async for event in events:
+                _observe(ctx, event, text)
+                yield event
+        except LockgateError as exc:
+            ctx.error = exc if isinstance(exc, StreamInterrupted) else StreamInterrupted(
+                f"The upstream stream failed after it started: {exc.message}"
+            )
+            raise ctx.error from exc
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
+            await self._complete(ctx, admitted)
+
+    async def _admit(self, ctx: RequestContext) -> list[Stage]:
+        admitted: list[Stage] = []
+        for stage in self.stages:
+            admitted.append(stage)
+            try:
+                await stage.admit(ctx)
+            except LockgateError as exc:
+                ctx.error = exc
+                await self._complete(ctx, admitted)
+                raise
+        return admitted
+
+    async def _complete(self, ctx: RequestContext, admitted: list[Stage]) -> None:
+        for stage in reversed(admitted):
+            await stage.complete(ctx)
+
+
+def _observe(ctx: RequestContext, event: StreamEvent, text: list[str]) -> None:
+    if isinstance(event, StreamTextDelta):
+        if ctx.first_token_at is None:
+            ctx.first_token_at = _now()
+        text.append(event.text)
+    elif isinstance(event, StreamToolCallDelta):
+        text.append(event.arguments)
+    elif isinstance(event, StreamToolCallStart):
+        if ctx.first_token_at is None:
+            ctx.first_token_at = _now()
+        text.append(event.name)
+    elif isinstance(event, StreamUsage):
+        ctx.usage = event.usage
+    elif isinstance(event, StreamFinish):
+        ctx.finish_reasons.append(event.finish_reason)
+    elif isinstance(event, StreamStart):  # pyright: ignore[reportUnnecessaryIsInstance]
+        ctx.response_model = event.model
+
+
+_now = time.perf_counter

@@ -1,0 +1,208 @@
+"""The gateway's HTTP routes: the OpenAI and Anthropic dialects over one pipeline.
+
+A handler reads the body, translates it with its dialect module, runs the pipeline
+and translates the answer back. It holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lockgate.core.context import Dialect, RequestContext
+from lockgate.core.pipeline import Pipeline
+from lockgate.core.types import ChatRequest, StreamEvent
+from lockgate.errors import LockgateError, MethodNotAllowed
+from lockgate.gateway import anthropic_wire, openai_wire
+from lockgate.gateway.edge import credential_of, error_response, read_body, request_id_of
+
+__all__ = ["GatewayRoutes"]
+
+_log = logging.getLogger("lockgate.gateway")
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class Services(Protocol):
+    """What the routes need from the running app."""
+
+    pipeline: Pipeline
+    max_body_bytes: int
+    started: int
+
+    async def authenticate(self, ctx: RequestContext) -> None: ...
+
+    async def record_refusal(self, ctx: RequestContext) -> None: ...
+
+
+class GatewayRoutes:
+    # (path, handler method, HTTP method); bound by `lockgate.app` at start-up.
+    TABLE: tuple[tuple[str, str, str], ...] = (
+        ("/v1/chat/completions", "chat_completions", "POST"),
+        ("/chat/completions", "chat_completions", "POST"),
+        ("/v1/embeddings", "embeddings", "POST"),
+        ("/embeddings", "embeddings", "POST"),
+        ("/v1/messages", "messages", "POST"),
+        ("/v1/models", "models", "GET"),
+        ("/models", "models", "GET"),
+        ("/v1/models/{model:path}", "model", "GET"),
+    )
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    # --- OpenAI -------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        rid = request_id_of(request)
+        ctx = RequestContext(
+            request_id=rid, dialect="openai", endpoint="chat", credential=credential_of(request)
+        )
+        try:
+            chat = await self._decode(request, ctx, openai_wire.decode_chat_request)
+            if chat.stream:
+                events = await self._s.pipeline.open_stream(ctx)
+                encoder = openai_wire.ChatStreamEncoder(chat.model, chat.include_usage)
+                return _sse(self._openai_frames(encoder, events), rid)
+            response = await self._s.pipeline.chat(ctx)
+            body = openai_wire.encode_chat_response(response, model=chat.model)
+            return _json(body, rid)
+        except LockgateError as err:
+            return error_response(err, "openai", rid)
+
+    async def embeddings(self, request: Request) -> Response:
+        rid = request_id_of(request)
+        ctx = RequestContext(
+            request_id=rid, dialect="openai", endpoint="embeddings", credential=credential_of(request)
+        )
+        try:
+            body = await read_body(request, self._s.max_body_bytes)
+            try:
+                emb = openai_wire.decode_embedding_request(body)
+            except LockgateError as err:
+                await self._refuse_unauthenticated(ctx, err)
+                raise
+            ctx.embedding = emb
+            ctx.model = emb.model
+            response = await self._s.pipeline.embed(ctx)
+            out = openai_wire.encode_embedding_response(
+                response, model=emb.model, encoding_format=emb.encoding_format
+            )
+            return _json(out, rid)
+        except LockgateError as err:
+            return error_response(err, "openai", rid)
+
+    async def models(self, request: Request) -> Response:
+        rid = request_id_of(request)
+        dialect: Dialect = "anthropic" if "anthropic-version" in request.headers else "openai"
+        ctx = RequestContext(request_id=rid, dialect=dialect, endpoint="models", credential=credential_of(request))
+        try:
+            await self._s.authenticate(ctx)
+        except LockgateError as err:
+            return error_response(err, dialect, rid)
+        names = list(self._s.pipeline.router.models)
+        if dialect == "anthropic":
+            return _json(anthropic_wire.encode_models_list(names, self._s.started), rid)
+        return _json(openai_wire.encode_models_list(names, self._s.started), rid)
+
+    async def model(self, request: Request) -> Response:
+        rid = request_id_of(request)
+        ctx = RequestContext(request_id=rid, dialect="openai", endpoint="models", credential=credential_of(request))
+        try:
+            await self._s.authenticate(ctx)
+            name = request.path_params["model"]
+            self._s.pipeline.router.entry(name)
+        except LockgateError as err:
+            return error_response(err, "openai", rid)
+        return _json(openai_wire.encode_model(name, self._s.started), rid)
+
+    # --- Anthropic ----------------------------------------------------------------
+
+    async def messages(self, request: Request) -> Response:
+        rid = request_id_of(request)
+        ctx = RequestContext(
+            request_id=rid, dialect="anthropic", endpoint="chat", credential=credential_of(request)
+        )
+        try:
+            chat = await self._decode(request, ctx, anthropic_wire.decode_messages_request)
+            if chat.stream:
+                events = await self._s.pipeline.open_stream(ctx)
+                encoder = anthropic_wire.MessageStreamEncoder(chat.model)
+                return _sse(self._anthropic_frames(encoder, events), rid)
+            response = await self._s.pipeline.chat(ctx)
+            return _json(anthropic_wire.encode_message_response(response, model=chat.model), rid)
+        except LockgateError as err:
+            return error_response(err, "anthropic", rid)
+
+    # --- shared ---------------------------------------------------------------------
+
+    async def _decode(
+        self, request: Request, ctx: RequestContext, decode: Callable[[bytes], ChatRequest]
+    ) -> ChatRequest:
+        body = await read_body(request, self._s.max_body_bytes)
+        try:
+            chat = decode(body)
+        except LockgateError as err:
+            await self._refuse_unauthenticated(ctx, err)
+            raise
+        ctx.chat = chat
+        ctx.model = chat.model
+        ctx.stream = chat.stream
+        return chat
+
+    async def _refuse_unauthenticated(self, ctx: RequestContext, err: LockgateError) -> None:
+        """A bad body from a caller without a valid key gets 401, as the real APIs do."""
+        await self._s.authenticate(ctx)
+        ctx.error = err
+        await self._s.record_refusal(ctx)
+
+    async def _openai_frames(
+        self, encoder: openai_wire.ChatStreamEncoder, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                frame = encoder.encode(event)
+                if frame:
+                    yield frame
+        except LockgateError as err:
+            yield encoder.error(err)
+            return
+        except Exception:  # the stream boundary: log it, end the stream with an error event
+            _log.exception("stream failed")
+            yield encoder.error(LockgateError("The stream failed inside the gateway."))
+            return
+        yield encoder.done()
+
+    async def _anthropic_frames(
+        self, encoder: anthropic_wire.MessageStreamEncoder, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                frame = encoder.encode(event)
+                if frame:
+                    yield frame
+        except LockgateError as err:
+            yield encoder.error(err)
+            return
+        except Exception:  # the stream boundary: log it, end the stream with an error event
+            _log.exception("stream failed")
+            yield encoder.error(LockgateError("The stream failed inside the gateway."))
+            return
+        yield encoder.finish()
+
+
+def _json(body: bytes, request_id: str) -> Response:
+    return Response(body, media_type="application/json", headers={"x-request-id": request_id})
+
+
+def _sse(frames: AsyncIterator[bytes], request_id: str) -> StreamingResponse:
+    return StreamingResponse(
+        frames, media_type="text/event-stream", headers={**_SSE_HEADERS, "x-request-id": request_id}
+    )
+
+
+def method_not_allowed(dialect: Dialect, request_id: str) -> Response:
+    return error_response(MethodNotAllowed("Method not allowed."), dialect, request_id)
