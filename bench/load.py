@@ -25,6 +25,7 @@ class WrkResult:
     requests: int
     seconds: float
     errors: int  # connect + read + write + timeout + non-2xx
+    error_kinds: dict[str, int]
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -77,6 +78,7 @@ def run_wrk(
         requests=int(data["requests"]),
         seconds=data["duration_us"] / 1e6,
         errors=sum(int(v) for v in data["errors"].values()),
+        error_kinds={k: int(v) for k, v in data["errors"].items() if v},
         p50_ms=lat["p50"] / 1000,
         p90_ms=lat["p90"] / 1000,
         p99_ms=lat["p99"] / 1000,

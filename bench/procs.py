@@ -21,6 +21,7 @@ __all__ = [
     "CLOCK_TICKS",
     "Proc",
     "free_port",
+    "machine_busy_seconds",
     "port_is_open",
     "request",
     "start",
@@ -57,6 +58,13 @@ def request(
         return response.status, response.read()
     finally:
         conn.close()
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def _children() -> dict[int, list[int]]:

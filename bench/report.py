@@ -27,16 +27,17 @@ def _scenarios(target: Result) -> dict[str, Result]:
 
 def _added(results: dict[str, Result]) -> None:
     direct = _scenarios(results.get("direct", {}))
-    direct_ttft = results.get("direct", {}).get("ttft", {}).get("ttft_p50_ms")
     for name, target in results.items():
         for key, scenario in _scenarios(target).items():
             base = direct.get(key)
             if base is not None:
                 scenario["added_p50_ms"] = scenario["p50_ms"] - base["p50_ms"]
                 scenario["added_p99_ms"] = scenario["p99_ms"] - base["p99_ms"]
-        ttft = target.get("ttft")
-        if ttft and direct_ttft is not None and name != "direct":
-            ttft["added_ttft_ms"] = ttft["ttft_p50_ms"] - direct_ttft
+        for probe in ("ttft", "ttft_burst"):
+            ttft = target.get(probe)
+            base_ttft = results.get("direct", {}).get(probe, {}).get("ttft_p50_ms")
+            if ttft and base_ttft is not None and name != "direct":
+                ttft["added_ttft_ms"] = ttft["ttft_p50_ms"] - base_ttft
 
 
 def _headline(target: Result) -> Result:
@@ -107,7 +108,7 @@ def _target_rows(results: dict[str, Result]) -> list[list[str]]:
     rows: list[list[str]] = []
     for name, t in results.items():
         if "error" in t:
-            rows.append([name, f"error: {t['error']}", *["—"] * 7])
+            rows.append([name, f"error: {t['error']}", *["—"] * 8])
             continue
         ttft = t.get("ttft", {})
         rows.append(
@@ -121,9 +122,16 @@ def _target_rows(results: dict[str, Result]) -> list[list[str]]:
                 _f(t.get("processes")),
                 _f(ttft.get("ttft_p50_ms"), 3),
                 _f(ttft.get("added_ttft_ms"), 3),
+                _f(t.get("ttft_burst", {}).get("added_ttft_ms"), 3),
             ]
         )
     return rows
+
+
+def _errors(scenario: Result) -> str:
+    kinds = scenario.get("error_kinds") or {}
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    return f"{scenario['errors']} ({detail})" if detail else str(scenario["errors"])
 
 
 def _load_rows(results: dict[str, Result]) -> list[list[str]]:
@@ -147,7 +155,8 @@ def _load_rows(results: dict[str, Result]) -> list[list[str]]:
                     _f(s.get("added_p99_ms"), 3),
                     _f(s.get("cpu_ms_per_req"), 3),
                     _f(s.get("upstream_cpu_ms_per_req"), 3),
-                    _f(s["errors"]),
+                    _f(s.get("other_cpu_cores"), 2),
+                    _errors(s),
                 ]
             )
     return rows
@@ -191,6 +200,7 @@ def render(meta: Result, results: dict[str, Result], summary: Result) -> str:
             "processes",
             "TTFT p50 ms",
             "added TTFT ms",
+            "added TTFT burst ms",
         ],
         _target_rows(results),
     )
@@ -206,10 +216,20 @@ def render(meta: Result, results: dict[str, Result], summary: Result) -> str:
             "added p99 ms",
             "CPU ms/req",
             "upstream CPU ms/req",
+            "other CPU, cores",
             "errors",
         ],
         _load_rows(results),
     )
+    others = [
+        s.get("other_cpu_cores", 0.0) for t in results.values() for s in _scenarios(t).values()
+    ]
+    if others and max(others) > 0.25:
+        lines += [
+            f"Note: other processes used up to {max(others):.2f} of the CPUs during some runs "
+            "(column 'other CPU'): those rows are noisy; rerun on a quiet machine.",
+            "",
+        ]
     if summary["ratios"]:
         lines += ["## lockgate vs LiteLLM", ""]
         lines += _table(["metric", "lockgate", "litellm", "ratio (x better)"], _ratio_rows(summary))

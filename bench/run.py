@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import statistics
@@ -173,6 +174,7 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
     samples: list[dict[str, Any]] = []
     for _ in range(max(1, run.args.repeats)):
         cpu0, up0 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
+        busy0, wrk0 = procs.machine_busy_seconds(), _children_cpu()
         res = load.run_wrk(
             url,
             mode,
@@ -183,7 +185,9 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
             cpus=run.client_cpus,
         )
         cpu1, up1 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
+        busy1, wrk1 = procs.machine_busy_seconds(), _children_cpu()
         n = max(res.requests, 1)
+        ours = (cpu1 - cpu0) + (wrk1 - wrk0) + (0 if gateway is run.upstream else up1 - up0)
         samples.append(
             {
                 "rps": res.rps,
@@ -193,15 +197,29 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
                 "mean_ms": res.mean_ms,
                 "requests": res.requests,
                 "errors": res.errors,
+                "error_kinds": res.error_kinds,
                 "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / n,
                 "upstream_cpu_ms_per_req": (up1 - up0) * 1000 / n,
+                "wrk_cpu_ms_per_req": (wrk1 - wrk0) * 1000 / n,
+                "other_cpu_cores": max(0.0, (busy1 - busy0) - ours) / res.seconds,
             }
         )
     out: dict[str, Any] = {"mode": mode, "concurrency": conns, "repeats": len(samples)}
     for key in samples[0]:
         values = [s[key] for s in samples]
-        out[key] = sum(values) if key in ("requests", "errors") else statistics.median(values)
+        if key == "error_kinds":
+            out[key] = {k: sum(v.get(k, 0) for v in values) for k in {k for v in values for k in v}}
+        elif key in ("requests", "errors"):
+            out[key] = sum(values)
+        else:
+            out[key] = statistics.median(values)
     return out
+
+
+def _children_cpu() -> float:
+    """CPU time of this process's waited-for children (wrk runs): user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _measure(run: Run, target: Target, proc: procs.Proc, port: int) -> dict[str, Any]:
@@ -229,10 +247,15 @@ def _measure(run: Run, target: Target, proc: procs.Proc, port: int) -> dict[str,
                 f"p99 {s['p99_ms']:.3f} ms, CPU {s['cpu_ms_per_req']:.3f} ms/req, errors {s['errors']}"
             )
     out["scenarios"] = scenarios
-    body = dict(TTFT_BODY)
-    body["messages"] = [{"role": "user", "content": f"Say hello. [delay={args.ttft_delay_ms}]"}]
-    out["ttft"] = load.time_to_first_token(port, COMPLETIONS, body, run.key, args.ttft_samples)
-    _log(f"  {target.name} TTFT p50 {out['ttft']['ttft_p50_ms']:.3f} ms")
+    for key, delay in (("ttft", args.ttft_delay_ms), ("ttft_burst", 0)):
+        body = {
+            **TTFT_BODY,
+            "messages": [{"role": "user", "content": f"Say hello. [delay={delay}]"}],
+        }
+        out[key] = load.time_to_first_token(port, COMPLETIONS, body, run.key, args.ttft_samples)
+        _log(
+            f"  {target.name} TTFT p50 {out[key]['ttft_p50_ms']:.3f} ms ({delay} ms between chunks)"
+        )
     out["rss_peak_mb"] = proc.peak_rss_mb()
     return out
 
@@ -250,13 +273,14 @@ def _bench(run: Run, target: Target, port: int) -> dict[str, Any]:
             _log(f"  {target.name} exited with {proc.popen.returncode} (see {proc.log})")
 
 
-def _version(argv: list[str]) -> str:
+def _version(argv: list[str], any_status: bool = False) -> str:
+    """The first line a command prints, or "unavailable" (also on failure, unless any_status)."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
         return f"unavailable ({exc.strerror})"
     text = (done.stdout or done.stderr).strip().splitlines()
-    return text[0] if done.returncode == 0 and text else "unavailable"
+    return text[0] if (done.returncode == 0 or any_status) and text else "unavailable"
 
 
 def _available(run: Run) -> None:
@@ -288,7 +312,7 @@ def _meta(run: Run, stamp: str, upstream_banner: str) -> dict[str, Any]:
         "machine": f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}",
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": sys.version.split()[0],
-        "wrk": _version(["wrk", "-v"]).split(" [")[0],
+        "wrk": _version(["wrk", "-v"], any_status=True).split(" [")[0],
         "lockgate": f"git {git}",
         "litellm": _version(
             [litellm_py, "-c", "import importlib.metadata as m; print(m.version('litellm'))"]
@@ -298,7 +322,7 @@ def _meta(run: Run, stamp: str, upstream_banner: str) -> dict[str, Any]:
             f"{args.duration:g} s per run x {args.repeats} (median), concurrency {args.concurrency}, "
             f"wrk -t{args.wrk_threads}, warmup {args.warmup:g} s, idle {args.idle:g} s, "
             f"cold starts {args.cold_starts} (median), TTFT {args.ttft_samples} samples with "
-            f"{args.ttft_delay_ms} ms between upstream chunks"
+            f"{args.ttft_delay_ms} ms between upstream chunks (burst: 0 ms)"
         ),
         "cpu sharing": (
             "gateway pinned to CPU 1; wrk, upstream and probes to CPU 0"
@@ -359,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[target.name] = {"error": str(exc)}
     finally:
         upstream.stop()
+    meta["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     summary = report.compare(results)
     text = report.render(meta, results, summary)
     md, js = Path(args.out) / f"{stamp}.md", Path(args.out) / f"{stamp}.json"

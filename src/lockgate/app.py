@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -34,7 +34,8 @@ from lockgate.providers.base import Provider
 from lockgate.providers.registry import load_adapters
 from lockgate.routing.breaker import CircuitBreaker
 from lockgate.routing.budget import RetryBudget
-from lockgate.routing.router import ModelEntry, Route as UpstreamRoute, Router, RouterSettings
+from lockgate.routing.router import ModelEntry, Router, RouterSettings
+from lockgate.routing.router import Route as UpstreamRoute
 from lockgate.usage.pricing import PriceTable
 from lockgate.usage.tokens import TokenCounter
 
@@ -106,7 +107,6 @@ def _build_router(config: Config, providers: dict[str, Provider], metrics: Metri
                 weight=rc.weight,
                 breaker=CircuitBreaker(threshold=routing.breaker_failures, cooldown=routing.breaker_cooldown),
             )
-            route.breaker.on_change = lambda state, r=route: metrics.breaker(r, state)
             metrics.register_route(route)
             routes.append(route)
         models[name] = ModelEntry(
@@ -157,7 +157,7 @@ def create_app(
     routes_box: list[GatewayRoutes] = []
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
         providers: dict[str, Provider] = {}

@@ -27,7 +27,7 @@ sequence ends the answer before it (finish_reason "stop", stop_reason "stop_sequ
 `api_key` set, a missing or wrong key gets a 401 in the dialect's error format.
 
 Scripting from Python (thread-safe; persistent settings last until `reset()`):
-    fail_next(n, status=500, retry_after=None, body=None)   the next n model calls fail
+    fail_next(n, status=500, retry_after=None, body=None)   the next n chat/embedding calls fail
     set_delay(seconds, chunk_gap=0.0)   wait before the first byte, and between SSE events
     cut_stream_after(n_events)          streams close after n SSE events, without their end
     fail_stream_before_first_byte()     streams: the connection closes before any byte
@@ -38,7 +38,7 @@ Scripting by model name, for clients in another process: words after `fake-`, se
 dashes, in any combination (e.g. `fake-slow-0.5-cut-3`, `fake-fail-503-times-2-retry-1`):
     fail-<status>, <status>   answer with that HTTP error: fake-fail-503, fake-fail-429, fake-400
     times-<n>                 ... only for the first n requests naming this model
-    retry-<seconds>           ... with a `retry-after` header
+    retry-<seconds>           ... with a `retry-after` header (a 429 has `retry-after: 1` by default)
     slow-<seconds>            wait before the first byte: fake-slow-2.5
     gap-<seconds>             wait between SSE events
     cut-<n>                   streams close after n SSE events, without their end: fake-cut-3
@@ -68,7 +68,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from types import TracebackType
 from typing import Any, Literal, NamedTuple, Self, cast
 
 import msgspec
@@ -89,7 +88,7 @@ _DONE = b"data: [DONE]\n\n"
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
-_WORD = re.compile(r"\s*\S+")
+_WORD = re.compile(r"\s*\S+(?:\s+$)?")  # a token: a word with the whitespace before it
 _ANTHROPIC_ERRORS = {
     **{401: "authentication_error", 403: "permission_error", 404: "not_found_error", 413: "request_too_large"},
     **{429: "rate_limit_error", 529: "overloaded_error"},
@@ -471,9 +470,7 @@ class FakeProvider:
                 web.post("/v1/messages/count_tokens", self._anthropic_count),
             ]
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._wanted_port))
+        sock = socket.create_server((self.host, self._wanted_port), backlog=1024)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, backlog=1024).start()
@@ -506,7 +503,7 @@ class FakeProvider:
             raise self._startup_error
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._loop is not None and self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
@@ -553,7 +550,8 @@ class FakeProvider:
             self._script.drop_streams = enabled
 
     def reply_with(self, reply: Reply | None) -> None:
-        """Answer with this text, or the text `reply(request_json)` returns (None: echo)."""
+        """Answer with this text, or the text `reply(request_json)` returns (None: echo).
+        The function runs on the server's thread."""
         with self._lock:
             self._script.reply = reply
 
@@ -578,7 +576,8 @@ class FakeProvider:
             failure = s.failures.popleft() if s.failures else None
             hits = s.hits[model] = s.hits.get(model, 0) + 1
             if failure is None and "fail" in d and hits <= d.get("times", hits):
-                failure = _Failure(int(d["fail"]), d.get("retry"))
+                status = int(d["fail"])
+                failure = _Failure(status, d.get("retry", 1.0 if status == 429 else None))
             cut = d.get("cut")
             return _Plan(
                 delay=d.get("slow", s.delay),
@@ -750,7 +749,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(FakeProvider(api_key=args.api_key, host=args.host, port=args.port)))
+        asyncio.run(_serve_forever(FakeProvider(api_key=args.api_key, host=args.host, port=args.port, record=False)))
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from tests.conftest import ADMIN_KEY, Server
 
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from tests.conftest import ADMIN_KEY, Server
 
 from lockgate.testing import FakeProvider
-from tests.conftest import ADMIN_KEY, Server
 
 TOOLS = [
     {
@@ -65,7 +65,7 @@ def test_tool_use(client: anthropic.Anthropic, model: str, stream: bool) -> None
     else:
         message = client.messages.create(**kwargs)  # type: ignore[arg-type]
     assert message.stop_reason == "tool_use"
-    tool = [b for b in message.content if b.type == "tool_use"][0]
+    tool = next(b for b in message.content if b.type == "tool_use")
     assert tool.name == "get_weather" and isinstance(tool.input, dict)  # type: ignore[union-attr]
 
 

@@ -7,9 +7,9 @@ import json
 import httpx
 import openai
 import pytest
+from tests.conftest import ADMIN_KEY, Server
 
 from lockgate.testing import FakeProvider
-from tests.conftest import ADMIN_KEY, Server
 
 TOOLS = [
     {

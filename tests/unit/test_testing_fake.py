@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -247,13 +248,24 @@ def test_anthropic_max_tokens_and_stop_sequence(claude: anthropic.Anthropic) -> 
     assert stopped.content[0].type == "text" and stopped.content[0].text == "echo: a "
 
 
-def test_anthropic_stream_event_sequence(claude: anthropic.Anthropic) -> None:
+def test_anthropic_stream_event_sequence(fake: FakeProvider, claude: anthropic.Anthropic) -> None:
+    body = {"model": "fake-model", "max_tokens": 100, "messages": user("x y"), "stream": True}
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", fake.url + "/v1/messages", json=body, headers=headers) as reply:
+        lines = [line for line in reply.iter_lines() if line.startswith("event: ")]
     events = list(claude.messages.create(model="fake-model", max_tokens=100, messages=user("x y"), stream=True))
 
-    kinds = [e.type for e in events]
-    assert kinds[:3] == ["message_start", "content_block_start", "ping"]
-    assert kinds[3:-3] == ["content_block_delta"] * 3
-    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert reply.headers["content-type"] == "text/event-stream"
+    assert [line.removeprefix("event: ") for line in lines] == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * 3,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert [e.type for e in events] == [k.removeprefix("event: ") for k in lines if k != "event: ping"]
 
 
 def test_anthropic_stream_helper_accumulates(claude: anthropic.Anthropic) -> None:
@@ -311,12 +323,16 @@ def test_anthropic_count_tokens(claude: anthropic.Anthropic) -> None:
 
 
 def test_wrong_key_is_refused_in_each_dialect(fake: FakeProvider) -> None:
-    with openai.OpenAI(base_url=fake.url + "/v1", api_key="nope", max_retries=0) as bad_oai:
-        with pytest.raises(openai.AuthenticationError) as oai_err:
-            bad_oai.chat.completions.create(model="fake-model", messages=user("hi"))
-    with anthropic.Anthropic(base_url=fake.url, api_key="nope", max_retries=0) as bad_claude:
-        with pytest.raises(anthropic.AuthenticationError) as claude_err:
-            bad_claude.messages.create(model="fake-model", max_tokens=5, messages=user("hi"))
+    with (
+        openai.OpenAI(base_url=fake.url + "/v1", api_key="nope", max_retries=0) as bad_oai,
+        pytest.raises(openai.AuthenticationError) as oai_err,
+    ):
+        bad_oai.chat.completions.create(model="fake-model", messages=user("hi"))
+    with (
+        anthropic.Anthropic(base_url=fake.url, api_key="nope", max_retries=0) as bad_claude,
+        pytest.raises(anthropic.AuthenticationError) as claude_err,
+    ):
+        bad_claude.messages.create(model="fake-model", max_tokens=5, messages=user("hi"))
 
     assert oai_err.value.code == "invalid_api_key"
     assert claude_err.value.body == {
@@ -385,10 +401,10 @@ def test_cut_stream(fake: FakeProvider, oai: openai.OpenAI, claude: anthropic.An
     fake.cut_stream_after(2)
     received: list[str] = []
 
-    with pytest.raises((httpx.HTTPError, openai.APIError)):
+    with pytest.raises((httpx2.HTTPError, openai.APIError)):
         for chunk in oai.chat.completions.create(model="fake-model", messages=user("a b c"), stream=True):
             received.append(chunk.id)
-    with pytest.raises((httpx.HTTPError, anthropic.APIError)):
+    with pytest.raises((httpx2.HTTPError, anthropic.APIError)):
         list(claude.messages.create(model="fake-model", max_tokens=9, messages=user("a b c"), stream=True))
 
     assert len(received) == 2
@@ -457,6 +473,13 @@ def test_fail_times_and_retry_after_directive(oai: openai.OpenAI) -> None:
     assert second.choices[0].message.content == "echo: hi"
 
 
+def test_a_429_directive_says_when_to_retry(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai.chat.completions.create(model="fake-fail-429", messages=user("hi"))
+
+    assert limited.value.response.headers["retry-after"] == "1"
+
+
 def test_slow_directive(oai: openai.OpenAI) -> None:
     started = time.perf_counter()
     oai.chat.completions.create(model="fake-slow-0.3", messages=user("hi"))
@@ -468,11 +491,11 @@ def test_cut_and_gap_directives(claude: anthropic.Anthropic) -> None:
     events: list[str] = []
     started = time.perf_counter()
 
-    with pytest.raises((httpx.HTTPError, anthropic.APIError)):
+    with pytest.raises((httpx2.HTTPError, anthropic.APIError)):
         for event in claude.messages.create(model="fake-cut-3-gap-0.05", max_tokens=9, messages=user("a b"), stream=True):
             events.append(event.type)
 
-    assert events == ["message_start", "content_block_start", "ping"]
+    assert events == ["message_start", "content_block_start"]  # and a ping, which the SDK skips
     assert time.perf_counter() - started >= 0.1
 
 
@@ -486,11 +509,15 @@ def test_tool_directive(claude: anthropic.Anthropic) -> None:
 
 
 async def test_async_form() -> None:
-    async with FakeProvider() as fake, aiohttp.ClientSession() as session:
-        async with session.post(fake.url + "/v1/chat/completions", json={"model": "m", "messages": user("hi")}) as r:
-            body = await r.json()
+    body = {"model": "m", "messages": user("hi")}
+    async with (
+        FakeProvider() as fake,
+        aiohttp.ClientSession() as session,
+        session.post(fake.url + "/v1/chat/completions", json=body) as reply,
+    ):
+        answer = await reply.json()
 
-    assert body["choices"][0]["message"]["content"] == "echo: hi"
+    assert answer["choices"][0]["message"]["content"] == "echo: hi"
 
 
 def test_standalone_process() -> None:

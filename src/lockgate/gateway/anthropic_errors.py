@@ -9,6 +9,7 @@ JSON: ...". All are `invalid_request_error`s (`InvalidRequest`, status 400).
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import msgspec
@@ -26,16 +27,20 @@ __all__ = [
 
 T = TypeVar("T")
 
-_TYPE_NAMES = {
-    "str": "string",
-    "int": "integer",
-    "float": "number",
-    "bool": "boolean",
-    "array": "list",
-    "object": "dictionary",
-}
+_TYPE_NAMES = MappingProxyType(
+    {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "array": "list",
+        "object": "dictionary",
+    }
+)
 
-SUPPORTED_BLOCKS = "'text', 'image', 'document', 'tool_use', 'tool_result', 'thinking' and 'redacted_thinking'"
+_SUPPORTED_BLOCKS = (
+    "'text', 'image', 'document', 'tool_use', 'tool_result', 'thinking' and 'redacted_thinking'"
+)
 
 
 def anthropic_path(path: Path) -> str:
@@ -60,11 +65,13 @@ def _value_message(path: Path, value: str) -> str:
             return _at(loc, "Input should be 'json_schema'")
         case _ if pattern.endswith("source.type"):
             return _at(parent, f"source type {value} is not supported by this gateway")
-        case _ if pattern == "system.*.type" or ("content" in pattern and pattern.endswith(".type")):
+        case _ if pattern == "system.*.type" or (
+            "content" in pattern and pattern.endswith(".type")
+        ):
             return _at(
                 parent,
                 f"content block type {value} is not supported by this gateway "
-                f"(supported: {SUPPORTED_BLOCKS})",
+                f"(supported: {_SUPPORTED_BLOCKS})",
             )
         case _:
             return _at(loc, f"Input should be a valid value, not {value}")
@@ -97,6 +104,8 @@ def decode_anthropic(body: bytes, kind: type[T]) -> T:
     except msgspec.DecodeError as exc:
         detail = str(exc).removeprefix("JSON is malformed: ")
         raise InvalidRequest(f"The request body is not valid JSON: {detail}") from None
+    except UnicodeDecodeError:  # msgspec lets bad UTF-8 inside strings through as this
+        raise InvalidRequest("The request body is not valid JSON: invalid UTF-8") from None
 
 
 def error_payload(err: LockgateError) -> dict[str, Any]:

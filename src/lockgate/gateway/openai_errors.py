@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
@@ -52,15 +53,17 @@ _FIELD = re.compile(
 )
 _VALUE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$")
 
-_OPENAI_TYPE_NAMES = {
-    "str": "a string",
-    "int": "an integer",
-    "float": "a decimal",
-    "bool": "a boolean",
-    "array": "an array",
-    "object": "an object",
-    "null": "null",
-}
+_OPENAI_TYPE_NAMES = MappingProxyType(
+    {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a decimal",
+        "bool": "a boolean",
+        "array": "an array",
+        "object": "an object",
+        "null": "null",
+    }
+)
 
 
 class SchemaProblem(NamedTuple):
@@ -153,7 +156,10 @@ def _openai_value_message(
     if not allowed:
         return f"Invalid value for '{param}': {value}."
     quoted = [f"'{a}'" for a in allowed]
-    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+    if len(quoted) <= 2:
+        listed = " and ".join(quoted)
+    else:
+        listed = ", ".join(quoted[:-1]) + ", and " + quoted[-1]
     return f"Invalid value: {value}. Supported values are: {listed}."
 
 
@@ -198,7 +204,7 @@ def decode_openai(body: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         raise openai_problem(SchemaProblem.parse(exc), openai_supported_values) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec lets bad UTF-8 in strings through
         raise InvalidRequest(JSON_PARSE_MESSAGE) from None
 
 

@@ -5,8 +5,8 @@ Names and labels are documented in `docs/observability.md`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from lockgate.core.context import RequestContext
 from lockgate.routing.breaker import BreakerState

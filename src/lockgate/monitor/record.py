@@ -24,9 +24,12 @@ class RecordStage:
         self._log = logging.getLogger("lockgate.access")
 
     async def admit(self, ctx: RequestContext) -> None:
-        return None
+        self._metrics.in_flight.labels(ctx.endpoint).inc()
+        ctx.attrs["in_flight"] = True
 
     async def complete(self, ctx: RequestContext) -> None:
+        if ctx.attrs.pop("in_flight", False):
+            self._metrics.in_flight.labels(ctx.endpoint).dec()
         if ctx.provider is not None:
             if ctx.usage is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
                 ctx.usage = self._estimate(ctx)

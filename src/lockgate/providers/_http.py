@@ -17,8 +17,6 @@ for the first event and between later ones. Keep-alive comments and Anthropic's
 `ping` events count as the upstream being alive.
 """
 
-# ruff: noqa: ASYNC109 - `timeout` is handed to aiohttp, which enforces it (see _http)
-
 from __future__ import annotations
 
 import re
@@ -147,7 +145,11 @@ async def post_json(
     """POST an encoded JSON body; return the 2xx answer's body or raise an UpstreamError."""
     try:
         async with session.post(
-            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            url,
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            raise_for_status=False,
         ) as resp:
             data = await resp.read()
             if resp.status >= 300:
@@ -175,7 +177,9 @@ async def stream_sse(
         total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
     )
     try:
-        async with session.post(url, data=body, headers=headers, timeout=client_timeout) as resp:
+        async with session.post(
+            url, data=body, headers=headers, timeout=client_timeout, raise_for_status=False
+        ) as resp:
             if resp.status >= 300:
                 raise status_error(provider, resp.status, resp.headers, await resp.read())
             async with aclosing(sse_events(resp.content.iter_any())) as events:

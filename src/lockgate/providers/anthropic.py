@@ -4,6 +4,7 @@ How the internal request maps onto it, where the two differ:
 - `system`: the system prompt and every system message, joined (`ChatRequest.system_text`).
 - Consecutive messages of one role are merged (Anthropic requires alternation); a
   `tool` message and a `ToolResultPart` become `tool_result` blocks in a user turn.
+  Empty text parts, and messages left with nothing, are dropped (Anthropic refuses them).
 - Assistant tool calls become `tool_use` blocks; arguments that are not a JSON object
   are sent as `{}`. A tool call without arguments comes back as `"{}"`, streamed too.
 - `response_format`: Anthropic has no JSON mode. For `json_object` and `json_schema`
@@ -18,8 +19,6 @@ How the internal request maps onto it, where the two differ:
   apart (`cached_input_tokens`, `cache_write_tokens`).
 - Anthropic answers carry no timestamp: `created` is the time of the call.
 """
-
-# ruff: noqa: ASYNC109 - `timeout` is handed to aiohttp, which enforces it (see _http)
 
 from __future__ import annotations
 
@@ -187,6 +186,8 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
         else:
             blocks = [_block(p) for p in m.content if not (isinstance(p, TextPart) and not p.text)]
             blocks.extend(_tool_use(c) for c in m.tool_calls)
+        if not blocks:
+            continue  # Anthropic refuses empty turns
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
         else:

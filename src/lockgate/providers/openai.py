@@ -15,8 +15,6 @@ Choices made for the broadest compatibility:
 - Embeddings are always requested as floats; a base64 answer is decoded anyway.
 """
 
-# ruff: noqa: ASYNC109 - `timeout` is handed to aiohttp, which enforces it (see _http)
-
 from __future__ import annotations
 
 import base64
@@ -405,10 +403,15 @@ class _StreamState:
                     StreamToolCallDelta(tool_index=tc.index, arguments=_args(fn), index=index)
                 )
 
-    def end(self) -> list[StreamEvent]:
-        if not self.finished:
+    def end(self, done: bool) -> list[StreamEvent]:
+        """The closing events; `done`: the upstream sent `[DONE]`."""
+        if not self.started or not (self.finished or done):
             raise UpstreamError(f"{self.provider}: the stream ended before it finished")
-        return [StreamUsage(usage=self.usage)] if self.usage is not None else []
+        # A server that says [DONE] without a finish_reason still finished.
+        out: list[StreamEvent] = [] if self.finished else [StreamFinish(finish_reason="stop")]
+        if self.usage is not None:
+            out.append(StreamUsage(usage=self.usage))
+        return out
 
 
 # --- the provider ----------------------------------------------------------------------
@@ -454,13 +457,15 @@ class OpenAICompatible:
         sse = stream_sse(
             self._session, url, body, self._headers, provider=self.name, timeout=timeout
         )
+        done = False
         async with aclosing(sse):
             async for _, data in sse:
                 if data == b"[DONE]":
+                    done = True
                     break
                 for event in state.feed(decode(data, _COMPLETION, self.name)):
                     yield event
-        for event in state.end():
+        for event in state.end(done):
             yield event
 
     async def embed(

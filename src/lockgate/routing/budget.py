@@ -14,7 +14,7 @@ __all__ = ["RetryBudget"]
 
 
 class RetryBudget:
-    __slots__ = ("_clock", "_floor", "_floor_window", "_floor_used", "_ratio", "_tokens", "_max")
+    __slots__ = ("_clock", "_floor", "_floor_used", "_floor_window", "_max", "_ratio", "_tokens")
 
     def __init__(
         self,

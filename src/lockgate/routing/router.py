@@ -14,6 +14,7 @@ arrives, so a stream that fails before its first byte falls back like any reques
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -93,6 +94,8 @@ class Router:
         self._observer = observer
         self._sleep = sleep
         self._rand = rand
+        for route in self.routes():
+            route.breaker.on_change = _breaker_listener(observer, route)
 
     def entry(self, model: str) -> ModelEntry:
         try:
@@ -255,10 +258,15 @@ class Router:
         return [routes[i] for _, i in keyed]
 
 
+def _breaker_listener(observer: RouterObserver, route: Route) -> Callable[[BreakerState], None]:
+    def listen(state: BreakerState) -> None:
+        observer.breaker(route, state)
+
+    return listen
+
+
 async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
     close = getattr(events, "aclose", None)
     if close is not None:
-        try:
+        with contextlib.suppress(Exception):
             await close()
-        except Exception:  # noqa: BLE001 - best effort cleanup of a failed stream
-            pass
