@@ -36,14 +36,17 @@ def _added(results: dict[str, Result]) -> None:
         for probe in ("ttft", "ttft_burst"):
             ttft = target.get(probe)
             base_ttft = results.get("direct", {}).get(probe, {}).get("ttft_p50_ms")
-            if ttft and base_ttft is not None and name != "direct":
+            if ttft and "ttft_p50_ms" in ttft and base_ttft is not None and name != "direct":
                 ttft["added_ttft_ms"] = ttft["ttft_p50_ms"] - base_ttft
 
 
 def _headline(target: Result) -> Result:
     """The few numbers a target is judged by."""
     scenarios = _scenarios(target)
-    json_runs = [s for s in scenarios.values() if s["mode"] == "json"]
+    # A run where more than 1% of responses failed does not count as throughput.
+    json_runs = [
+        s for s in scenarios.values() if s["mode"] == "json" and s["errors"] <= 0.01 * s["requests"]
+    ]
     out: Result = {
         "cold_start_s": target.get("cold_start_s"),
         "rss_idle_mb": target.get("rss_idle_mb"),
@@ -80,6 +83,7 @@ def compare(results: dict[str, Result]) -> Result:
             "added_p50_c1_x_less": _ratio(ll.get("added_p50_c1_ms"), lg.get("added_p50_c1_ms")),
             "rss_idle_x_less": _ratio(ll.get("rss_idle_mb"), lg.get("rss_idle_mb")),
             "cold_start_x_faster": _ratio(ll.get("cold_start_s"), lg.get("cold_start_s")),
+            "added_ttft_x_less": _ratio(ll.get("added_ttft_ms"), lg.get("added_ttft_ms")),
         }
         lg["throughput_vs_litellm"] = ratios["throughput_x"]
     if lg:
@@ -108,7 +112,7 @@ def _target_rows(results: dict[str, Result]) -> list[list[str]]:
     rows: list[list[str]] = []
     for name, t in results.items():
         if "error" in t:
-            rows.append([name, f"error: {t['error']}", *["—"] * 8])
+            rows.append([name, f"error: {t['error']}", *["—"] * 9])
             continue
         ttft = t.get("ttft", {})
         rows.append(
@@ -119,6 +123,7 @@ def _target_rows(results: dict[str, Result]) -> list[list[str]]:
                 _f(t.get("rss_ready_mb"), 0),
                 _f(t.get("rss_idle_mb"), 0),
                 _f(t.get("rss_peak_mb"), 0),
+                _f(t.get("idle_cpu_pct"), 1),
                 _f(t.get("processes")),
                 _f(ttft.get("ttft_p50_ms"), 3),
                 _f(ttft.get("added_ttft_ms"), 3),
@@ -172,17 +177,9 @@ def _ratio_rows(summary: Result) -> list[list[str]]:
         ("added p50 at c=1 (JSON), ms", "added_p50_c1_ms", "added_p50_c1_x_less", _f),
         ("idle RSS, MB", "rss_idle_mb", "rss_idle_x_less", lambda v: _f(v, 0)),
         ("cold start, s", "cold_start_s", "cold_start_x_faster", _f),
+        ("streaming: added TTFT, ms", "added_ttft_ms", "added_ttft_x_less", lambda v: _f(v, 3)),
     ]
-    rows = [[label, fmt(lg.get(k)), fmt(ll.get(k)), _f(r.get(rk), 1)] for label, k, rk, fmt in spec]
-    rows.append(
-        [
-            "streaming: added TTFT, ms",
-            _f(lg.get("added_ttft_ms"), 3),
-            _f(ll.get("added_ttft_ms"), 3),
-            "—",
-        ]
-    )
-    return rows
+    return [[label, fmt(lg.get(k)), fmt(ll.get(k)), _f(r.get(rk), 1)] for label, k, rk, fmt in spec]
 
 
 def render(meta: Result, results: dict[str, Result], summary: Result) -> str:
@@ -197,6 +194,7 @@ def render(meta: Result, results: dict[str, Result], summary: Result) -> str:
             "RSS ready MB",
             "RSS idle MB",
             "RSS peak MB",
+            "idle CPU %",
             "processes",
             "TTFT p50 ms",
             "added TTFT ms",

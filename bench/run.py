@@ -74,7 +74,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     p.add_argument("--repeats", type=int, default=1, help="wrk runs per scenario (median kept)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
-    p.add_argument("--idle", type=float, default=3.0, help="seconds idle before reading idle RSS")
+    p.add_argument("--idle", type=float, default=5.0, help="seconds idle before reading idle RSS")
     p.add_argument("--cold-starts", type=int, default=3, help="starts timed (median kept)")
     p.add_argument("--ttft-samples", type=int, default=50)
     p.add_argument("--ttft-delay-ms", type=int, default=20, help="upstream gap between chunks")
@@ -174,7 +174,7 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
     samples: list[dict[str, Any]] = []
     for _ in range(max(1, run.args.repeats)):
         cpu0, up0 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
-        busy0, wrk0 = procs.machine_busy_seconds(), _children_cpu()
+        busy0, wrk0, wall0 = procs.machine_busy_seconds(), _children_cpu(), time.perf_counter()
         res = load.run_wrk(
             url,
             mode,
@@ -185,7 +185,7 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
             cpus=run.client_cpus,
         )
         cpu1, up1 = gateway.cpu_seconds(), run.upstream.cpu_seconds()
-        busy1, wrk1 = procs.machine_busy_seconds(), _children_cpu()
+        busy1, wrk1, wall1 = procs.machine_busy_seconds(), _children_cpu(), time.perf_counter()
         n = max(res.requests, 1)
         ours = (cpu1 - cpu0) + (wrk1 - wrk0) + (0 if gateway is run.upstream else up1 - up0)
         samples.append(
@@ -201,7 +201,7 @@ def _scenario(run: Run, gateway: procs.Proc, url: str, mode: str, conns: int) ->
                 "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / n,
                 "upstream_cpu_ms_per_req": (up1 - up0) * 1000 / n,
                 "wrk_cpu_ms_per_req": (wrk1 - wrk0) * 1000 / n,
-                "other_cpu_cores": max(0.0, (busy1 - busy0) - ours) / res.seconds,
+                "other_cpu_cores": max(0.0, (busy1 - busy0) - ours) / (wall1 - wall0),
             }
         )
     out: dict[str, Any] = {"mode": mode, "concurrency": conns, "repeats": len(samples)}
@@ -234,7 +234,9 @@ def _measure(run: Run, target: Target, proc: procs.Proc, port: int) -> dict[str,
         load.run_wrk(
             url, mode, 16, args.warmup, threads=args.wrk_threads, key=run.key, cpus=run.client_cpus
         )
+    cpu0, wall0 = proc.cpu_seconds(), time.perf_counter()
     time.sleep(args.idle)
+    out["idle_cpu_pct"] = (proc.cpu_seconds() - cpu0) * 100 / (time.perf_counter() - wall0)
     out["rss_idle_mb"] = proc.rss_mb()
     out["processes"] = proc.processes()
     scenarios: dict[str, Any] = {}
@@ -252,7 +254,12 @@ def _measure(run: Run, target: Target, proc: procs.Proc, port: int) -> dict[str,
             **TTFT_BODY,
             "messages": [{"role": "user", "content": f"Say hello. [delay={delay}]"}],
         }
-        out[key] = load.time_to_first_token(port, COMPLETIONS, body, run.key, args.ttft_samples)
+        try:
+            out[key] = load.time_to_first_token(port, COMPLETIONS, body, run.key, args.ttft_samples)
+        except RuntimeError as exc:
+            out[key] = {"error": str(exc)}
+            _log(f"  {target.name} TTFT ({delay} ms between chunks) FAILED: {exc}")
+            continue
         _log(
             f"  {target.name} TTFT p50 {out[key]['ttft_p50_ms']:.3f} ms ({delay} ms between chunks)"
         )

@@ -22,7 +22,7 @@ from lockgate.config.loader import LoadedConfig
 from lockgate.config.schema import Config
 from lockgate.core.context import RequestContext
 from lockgate.core.ids import uuid7
-from lockgate.core.pipeline import Pipeline, Stage
+from lockgate.core.pipeline import Pipeline
 from lockgate.errors import ConfigError, LockgateError, MethodNotAllowed, NotFound
 from lockgate.gateway.edge import error_response
 from lockgate.gateway.openapi import openapi_document
@@ -42,7 +42,7 @@ from lockgate.usage.tokens import TokenCounter
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["Gateway", "build_pipeline", "create_app", "pipeline_stage_names"]
+__all__ = ["Gateway", "create_app", "pipeline_stage_names"]
 
 _log = logging.getLogger("lockgate")
 
@@ -72,8 +72,10 @@ class Gateway:
         self.record = RecordStage(
             metrics=self.metrics, tokens=self.tokens, prices=PriceTable.from_config(config)
         )
-        self.pipeline = build_pipeline(
-            [self.record, TraceStage(tracing), self.identify], self.router
+        self.pipeline = Pipeline(
+            [self.record, TraceStage(tracing), self.identify],
+            self.router,
+            estimate_usage=self.record.estimate,
         )
 
     async def authenticate(self, ctx: RequestContext) -> None:
@@ -81,10 +83,6 @@ class Gateway:
 
     async def record_refusal(self, ctx: RequestContext) -> None:
         await self.record.complete(ctx)
-
-
-def build_pipeline(stages: list[Stage], router: Router) -> Pipeline:
-    return Pipeline(stages, router)
 
 
 def pipeline_stage_names(loaded: LoadedConfig) -> list[str]:

@@ -19,7 +19,8 @@ each wire dialect. The gateway renders them in exactly one place
         ├── UpstreamTimeout            504 upstream_timeout
         ├── UpstreamUnavailable        502 upstream_unavailable (connection failed)
         ├── UpstreamRateLimited        429 upstream_rate_limited
-        ├── UpstreamRejected           4xx the upstream refused the request (not retried)
+        ├── UpstreamRejected           4xx the upstream refused the request (not retried);
+        │                              502 upstream_auth_failed when it refused our credentials
         ├── NoRouteAvailable           503 no_route_available (all routes failed or open)
         └── StreamInterrupted          502 stream_interrupted (after the first byte)
 """
@@ -190,8 +191,15 @@ class UpstreamRejected(UpstreamError):
 
     def __init__(self, message: str, *, upstream_status: int, param: str | None = None) -> None:
         super().__init__(message, upstream_status=upstream_status, param=param)
-        # Pass the client-facing class of the status on (400, 404, 413, 422 ...).
-        self.status = upstream_status if 400 <= upstream_status < 500 else 502
+        # Pass the client-facing class of the status on (400, 404, 413, 422 ...), except an
+        # upstream refusing the gateway's own credentials: that is the operator's problem,
+        # and a 401 would tell the client its key is wrong.
+        if upstream_status in (401, 403, 407):
+            self.status = 502
+            self.code = "upstream_auth_failed"
+            self.openai_type = "server_error"
+        else:
+            self.status = upstream_status if 400 <= upstream_status < 500 else 502
 
 
 class NoRouteAvailable(UpstreamError):

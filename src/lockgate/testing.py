@@ -31,6 +31,7 @@ Scripting from Python (thread-safe; persistent settings last until `reset()`):
     set_delay(seconds, chunk_gap=0.0)   wait before the first byte, and between SSE events
     cut_stream_after(n_events)          streams close after n SSE events, without their end
     fail_stream_before_first_byte()     streams: the connection closes before any byte
+    omit_stream_usage()                 streams: ignore `stream_options.include_usage`
     reply_with(text | callable(request_json) -> text)
     requests, reset()
 
@@ -44,6 +45,7 @@ dashes, in any combination (e.g. `fake-slow-0.5-cut-3`, `fake-fail-503-times-2-r
     cut-<n>                   streams close after n SSE events, without their end: fake-cut-3
     drop                      close the connection before any byte (streaming or not)
     tool                      answer with a tool call when tools are given
+    nousage                   streams: ignore `stream_options.include_usage`
 Other words are ignored, so `fake-model` is a plain model. Azure directives go in the
 deployment name.
 
@@ -66,7 +68,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal, NamedTuple, Self, cast
 
@@ -119,6 +121,7 @@ class _Script:
     gap: float = 0.0
     cut_after: int | None = None
     drop_streams: bool = False
+    no_stream_usage: bool = False
     reply: Reply | None = None
     hits: dict[str, int] = field(default_factory=lambda: dict[str, int]())
 
@@ -133,6 +136,7 @@ class _Plan:
     cut_after: int | None
     drop: bool
     tool: bool
+    no_usage: bool
     reply: Reply | None
 
 
@@ -192,7 +196,7 @@ def _parse_directives(model: str) -> dict[str, float]:
             found[word] = arg
         elif len(word) == 3 and word.isdigit() and word[0] in "45":
             found.setdefault("fail", float(word))
-        elif word in ("drop", "tool"):
+        elif word in ("drop", "tool", "nousage"):
             found[word] = 1.0
     return found
 
@@ -549,6 +553,11 @@ class FakeProvider:
         with self._lock:
             self._script.drop_streams = enabled
 
+    def omit_stream_usage(self, enabled: bool = True) -> None:
+        """Ignore `stream_options.include_usage`, as some OpenAI-compatible servers do."""
+        with self._lock:
+            self._script.no_stream_usage = enabled
+
     def reply_with(self, reply: Reply | None) -> None:
         """Answer with this text, or the text `reply(request_json)` returns (None: echo).
         The function runs on the server's thread."""
@@ -586,6 +595,7 @@ class FakeProvider:
                 cut_after=int(cut) if cut is not None else s.cut_after,
                 drop="drop" in d or (stream and s.drop_streams),
                 tool="tool" in d,
+                no_usage="nousage" in d or s.no_stream_usage,
                 reply=s.reply,
             )
 
@@ -651,6 +661,8 @@ class FakeProvider:
         plan = self._plan(model, chat.stream)
         if (ended := await self._prelude(request, plan, dialect)) is not None:
             return ended
+        if plan.no_usage:
+            chat = replace(chat, include_usage=False)
         reply = plan.reply(body) if callable(plan.reply) else plan.reply
         answer = _decide(chat, reply if reply is not None else f"echo: {chat.last_text}", plan.tool)
         ident, created = self._next_id(), int(time.time())
@@ -694,6 +706,8 @@ class FakeProvider:
         if (ended := await self._prelude(request, plan, dialect)) is not None:
             return ended
         dimensions = int(body.get("dimensions") or self.embedding_dimensions)
+        if not 1 <= dimensions <= 4096:  # as OpenAI: a model has a maximum
+            return _error(dialect, 400, "This model does not support specifying dimensions beyond 4096.")
         as_base64 = body.get("encoding_format") == "base64"
         data: list[dict[str, Any]] = []
         tokens = 0

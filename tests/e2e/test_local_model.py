@@ -129,3 +129,39 @@ async def test_server_requires_its_key_and_stops_with_the_provider(local: LocalP
 
     assert status == 401
     assert not local.ready
+
+
+@pytest.mark.slow
+def test_quickstart_default_serves_the_bundled_model(tmp_path: Path) -> None:
+    """`lockgate serve` with no config file: the model `local`, through both SDKs."""
+    import anthropic
+    import openai
+
+    from tests.conftest import start_server
+
+    server = start_server(None, tmp_path, env={"LOCKGATE_ADMIN_KEY": ""})
+    try:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120) as oa:
+            reply = oa.chat.completions.create(
+                model="local", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8
+            )
+            assert reply.choices[0].message.role == "assistant"
+            assert reply.usage is not None and reply.usage.completion_tokens > 0
+            chunks = list(oa.chat.completions.create(
+                model="local", messages=[{"role": "user", "content": "Count."}], max_tokens=8,
+                stream=True, stream_options={"include_usage": True},
+            ))
+            assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+            assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+        with anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=120) as an:
+            message = an.messages.create(
+                model="local", max_tokens=8, messages=[{"role": "user", "content": "Say hi."}]
+            )
+            assert message.type == "message" and message.usage.output_tokens > 0
+            with an.messages.stream(
+                model="local", max_tokens=8, messages=[{"role": "user", "content": "Count."}]
+            ) as stream:
+                kinds = [e.type for e in stream]
+            assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    finally:
+        server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import pytest
 from tests.conftest import ADMIN_KEY, Server
@@ -18,8 +20,9 @@ TOOLS = [
 
 
 @pytest.fixture
-def client(server: Server) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.url, api_key=ADMIN_KEY, max_retries=0)
+def client(server: Server) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.url, api_key=ADMIN_KEY, max_retries=0) as c:
+        yield c
 
 
 @pytest.mark.parametrize("model", ["claude", "fast", "azure"])
@@ -78,8 +81,8 @@ def test_stop_sequences_reach_openai_upstream(client: anthropic.Anthropic, fake:
 
 
 def test_wrong_key_is_401_in_anthropic_format(server: Server) -> None:
-    bad = anthropic.Anthropic(base_url=server.url, api_key="wrong", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError) as info:
+    with anthropic.Anthropic(base_url=server.url, api_key="wrong", max_retries=0) as bad, \
+            pytest.raises(anthropic.AuthenticationError) as info:
         bad.messages.create(model="claude", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     body = info.value.body
     assert isinstance(body, dict) and body["type"] == "error"  # type: ignore[index]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -24,8 +25,9 @@ TOOLS = [
 
 
 @pytest.fixture
-def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
+def client(server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0) as c:
+        yield c
 
 
 @pytest.mark.parametrize("model", ["fast", "claude", "azure"])
@@ -120,8 +122,8 @@ def test_models_list(client: openai.OpenAI) -> None:
 
 
 def test_wrong_key_is_401_in_openai_format(server: Server) -> None:
-    bad = openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as info:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0) as bad, \
+            pytest.raises(openai.AuthenticationError) as info:
         bad.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 401
     body = info.value.body

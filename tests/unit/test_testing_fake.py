@@ -115,6 +115,23 @@ def test_openai_stream_without_usage_has_none(oai: openai.OpenAI) -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_omit_stream_usage(fake: FakeProvider, oai: openai.OpenAI) -> None:
+    fake.omit_stream_usage()
+    scripted = list(
+        oai.chat.completions.create(
+            model="fake-model", messages=user("hi"), stream=True, stream_options={"include_usage": True}
+        )
+    )
+    fake.reset()
+    directed = list(
+        oai.chat.completions.create(
+            model="fake-nousage", messages=user("hi"), stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    assert all(c.usage is None and c.choices for c in [*scripted, *directed])
+
+
 def test_openai_max_tokens_and_stop(oai: openai.OpenAI) -> None:
     cut = oai.chat.completions.create(model="fake-model", messages=user("a b c d e"), max_tokens=3)
     stopped = oai.chat.completions.create(model="fake-model", messages=user("a b STOP c"), stop=["STOP"])

@@ -14,7 +14,7 @@ follow are relayed as they come, and `complete` runs when the relay ends.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from lockgate.core.context import RequestContext
@@ -28,6 +28,7 @@ from lockgate.core.types import (
     StreamToolCallDelta,
     StreamToolCallStart,
     StreamUsage,
+    Usage,
 )
 from lockgate.errors import LockgateError, StreamInterrupted
 from lockgate.routing.router import Router
@@ -48,9 +49,18 @@ class Stage(Protocol):
 
 
 class Pipeline:
-    def __init__(self, stages: list[Stage], router: Router) -> None:
+    def __init__(
+        self,
+        stages: list[Stage],
+        router: Router,
+        *,
+        estimate_usage: Callable[[RequestContext], Usage | None] | None = None,
+    ) -> None:
         self.stages = stages
         self.router = router
+        # Counts tokens locally when an upstream's stream reports no usage, so that a
+        # client that asked for usage gets it (marked estimated in logs and metrics).
+        self._estimate_usage = estimate_usage
 
     def describe(self) -> list[str]:
         return [s.name for s in self.stages] + ["route+provider"]
@@ -108,6 +118,11 @@ class Pipeline:
             async for event in events:
                 _observe(ctx, event, text)
                 yield event
+            if ctx.usage is None and self._estimate_usage is not None:
+                usage = self._estimate_usage(ctx)
+                if usage is not None:
+                    ctx.usage = usage
+                    yield StreamUsage(usage=usage)
         except LockgateError as exc:
             ctx.error = exc if isinstance(exc, StreamInterrupted) else StreamInterrupted(
                 f"The upstream stream failed after it started: {exc.message}"

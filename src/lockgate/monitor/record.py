@@ -32,14 +32,15 @@ class RecordStage:
             self._metrics.in_flight.labels(ctx.endpoint).dec()
         if ctx.provider is not None:
             if ctx.usage is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
-                ctx.usage = self._estimate(ctx)
+                ctx.usage = self.estimate(ctx)
             if ctx.usage is not None:
                 ctx.cost = cost(self._prices.price_for(ctx.model, ctx.route_model), ctx.usage)
         status = ctx.error.status if ctx.error is not None else 200
         self._metrics.record(ctx, status)
         self._access_log(ctx, status)
 
-    def _estimate(self, ctx: RequestContext) -> Usage | None:
+    def estimate(self, ctx: RequestContext) -> Usage | None:
+        """Usage counted locally with tiktoken from the request and the answer so far."""
         chat = ctx.chat
         if chat is None:
             return ctx.usage

@@ -8,8 +8,10 @@ the one place where an upstream's failure becomes a `lockgate.errors.UpstreamErr
     other 4xx                          -> UpstreamRejected (never retried)
 
 Error messages carry the provider's name and, at most, the upstream's own error
-message (cut to 500 characters). They never carry request headers, credentials,
-URLs or raw bodies; the aiohttp exception is kept as `__cause__` for the logs.
+message (cut to 500 characters, key-like tokens redacted; for 401 and 403, which
+mean the gateway's own credentials were refused, not even that). They never carry
+request headers, credentials, URLs or raw bodies; the aiohttp exception is kept as
+`__cause__` for the logs.
 
 Timeouts: `post_json` bounds the whole call; `stream_sse` bounds the connection and
 each wait for bytes from the upstream (aiohttp's `sock_read`), which covers the wait
