@@ -3,7 +3,6 @@ passed down; nothing is created at import time."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -173,10 +172,7 @@ def create_app(
             holder["gateway"] = gateway
             routes_box.append(GatewayRoutes(gateway))
             app.state.gateway = gateway
-            # Load the tokenizer files off the event loop, after start-up (cold start stays short).
-            warm = asyncio.get_running_loop().run_in_executor(None, gateway.tokens.warm)
             yield
-            await warm
         finally:
             for provider in providers.values():
                 with contextlib.suppress(Exception):

@@ -136,7 +136,6 @@ def test_quickstart_default_serves_the_bundled_model(tmp_path: Path) -> None:
     """`lockgate serve` with no config file: the model `local`, through both SDKs."""
     import anthropic
     import openai
-
     from tests.conftest import start_server
 
     server = start_server(None, tmp_path, env={"LOCKGATE_ADMIN_KEY": ""})

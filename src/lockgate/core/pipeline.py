@@ -14,7 +14,7 @@ follow are relayed as they come, and `complete` runs when the relay ends.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from lockgate.core.context import RequestContext
@@ -54,7 +54,7 @@ class Pipeline:
         stages: list[Stage],
         router: Router,
         *,
-        estimate_usage: Callable[[RequestContext], Usage | None] | None = None,
+        estimate_usage: Callable[[RequestContext], Awaitable[Usage | None]] | None = None,
     ) -> None:
         self.stages = stages
         self.router = router
@@ -119,7 +119,7 @@ class Pipeline:
                 _observe(ctx, event, text)
                 yield event
             if ctx.usage is None and self._estimate_usage is not None:
-                usage = self._estimate_usage(ctx)
+                usage = await self._estimate_usage(ctx)
                 if usage is not None:
                     ctx.usage = usage
                     yield StreamUsage(usage=usage)

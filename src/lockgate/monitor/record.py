@@ -32,18 +32,19 @@ class RecordStage:
             self._metrics.in_flight.labels(ctx.endpoint).dec()
         if ctx.provider is not None:
             if ctx.usage is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
-                ctx.usage = self.estimate(ctx)
+                ctx.usage = await self.estimate(ctx)
             if ctx.usage is not None:
                 ctx.cost = cost(self._prices.price_for(ctx.model, ctx.route_model), ctx.usage)
         status = ctx.error.status if ctx.error is not None else 200
         self._metrics.record(ctx, status)
         self._access_log(ctx, status)
 
-    def estimate(self, ctx: RequestContext) -> Usage | None:
+    async def estimate(self, ctx: RequestContext) -> Usage | None:
         """Usage counted locally with tiktoken from the request and the answer so far."""
         chat = ctx.chat
         if chat is None:
             return ctx.usage
+        await self._tokens.ensure_loaded(ctx.route_model)
         text: list[str] | None = ctx.attrs.get("stream_text")
         if text is None and ctx.response is not None:
             text = [c.text for c in ctx.response.choices]
