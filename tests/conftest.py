@@ -148,6 +148,22 @@ fallbacks = ["fast"]
 [models.cut]
 routes = [ {{ provider = "oai", model = "fake-cut-3" }} ]
 
+[models.dropped]
+routes = [ {{ provider = "oai", model = "fake-drop" }} ]
+retries = 1
+fallbacks = ["claude"]
+
+[models.slow]
+routes = [ {{ provider = "oai", model = "fake-slow-3" }} ]
+timeout = 0.3
+retries = 1
+fallbacks = ["fast"]
+
+[models.slowonly]
+routes = [ {{ provider = "oai", model = "fake-slow-3" }} ]
+timeout = 0.2
+retries = 0
+
 [models.split]
 routes = [ {{ provider = "oai", model = "gpt-4o-mini", weight = 3 }}, {{ provider = "ant", model = "claude-3-5-haiku-latest", weight = 1 }} ]
 """

@@ -177,3 +177,31 @@ def test_request_id_is_echoed_when_safe(server: Server) -> None:
     )
     assert r.status_code == 200 and r.headers["x-request-id"] == "trace-abc-123"
     assert "trace-abc-123" in server.logs() or True  # logs carry it (checked in test_logs)
+
+
+def test_stream_failing_before_first_byte_falls_back(client: openai.OpenAI) -> None:
+    # "dropped" closes the connection before any byte; its fallback "claude" answers.
+    chunks = list(client.chat.completions.create(
+        model="dropped", messages=[{"role": "user", "content": "fallback please"}], stream=True
+    ))
+    assert "fallback please" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_per_attempt_timeout_then_fallback(client: openai.OpenAI) -> None:
+    import time
+
+    started = time.monotonic()
+    completion = client.chat.completions.create(model="slow", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].message.content
+    assert time.monotonic() - started < 2.5  # two 0.3 s attempts, not the upstream's 3 s
+
+
+def test_timeout_without_fallback_is_504(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="slowonly", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 504
+
+
+def test_circuit_breaker_state_is_exported(server: Server) -> None:
+    text = httpx.get(server.url + "/metrics").text
+    assert 'lockgate_circuit_breaker_state{model="fast",provider="oai",route="gpt-4o-mini"}' in text
