@@ -14,9 +14,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from lockgate.access.identify import IdentifyStage
+from lockgate.access.kill import KillStage
+from lockgate.access.plane import AccessPlane
 from lockgate.config.loader import LoadedConfig
 from lockgate.config.schema import Config
 from lockgate.core.context import RequestContext
@@ -56,26 +57,32 @@ class Gateway:
         session: aiohttp.ClientSession,
         providers: dict[str, Provider],
         tracing: Tracing,
+        access: AccessPlane,
     ) -> None:
         config = loaded.config
         self.config = config
         self.providers = providers
         self.tracing = tracing
+        self.access = access
         self.metrics = Metrics()
         self.session = session
         self.max_body_bytes = config.gateway.max_body_bytes
         self.started = int(time.time())
-        self.router = _build_router(config, providers, self.metrics)
-        self.identify = IdentifyStage(loaded.secret(config.gateway.admin_key))
+        self.router = _build_router(config, providers, self.metrics, access.kill)
+        self.identify = access.identify
         self.tokens = TokenCounter()
-        self.record = RecordStage(
-            metrics=self.metrics, tokens=self.tokens, prices=PriceTable.from_config(config)
-        )
+        prices = PriceTable.from_config(config)
+        self.record = RecordStage(metrics=self.metrics, tokens=self.tokens, prices=prices)
+        limits = access.limits_stage(prices=prices, first_route=self._first_route, meter=self.record.meter)
         self.pipeline = Pipeline(
-            [self.record, TraceStage(tracing), self.identify],
+            [self.record, TraceStage(tracing), access.usage, self.identify, access.kill, access.authorize, limits],
             self.router,
             estimate_usage=self.record.estimate,
         )
+
+    def _first_route(self, model: str) -> str | None:
+        entry = self.router.models.get(model)
+        return entry.routes[0].upstream_model if entry and entry.routes else None
 
     async def authenticate(self, ctx: RequestContext) -> None:
         await self.identify.admit(ctx)
@@ -87,10 +94,10 @@ class Gateway:
 def pipeline_stage_names(loaded: LoadedConfig) -> list[str]:
     """The stages a request passes, in order, as `lockgate config show --pipeline` prints them."""
     del loaded  # every stage of this version is always on
-    return ["identify", "trace", "route+provider", "record"]
+    return ["record", "trace", "usage", "identify", "kill switch", "authorize", "limits", "route+provider"]
 
 
-def _build_router(config: Config, providers: dict[str, Provider], metrics: Metrics) -> Router:
+def _build_router(config: Config, providers: dict[str, Provider], metrics: Metrics, kill: KillStage) -> Router:
     routing = config.routing
     models: dict[str, ModelEntry] = {}
     for name, model in config.models.items():
@@ -123,6 +130,7 @@ def _build_router(config: Config, providers: dict[str, Provider], metrics: Metri
         ),
         budget=RetryBudget(ratio=routing.retry_budget, min_per_second=routing.retry_budget_min),
         observer=metrics,
+        route_blocked=kill.route_blocked,
     )
 
 
@@ -158,6 +166,7 @@ def create_app(
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
         providers: dict[str, Provider] = {}
+        access: AccessPlane | None = None
         tracing = Tracing.from_env(
             env,
             service_name=loaded.config.observability.service_name,
@@ -168,7 +177,8 @@ def create_app(
             providers = _build_providers(loaded, session)
             for provider in providers.values():
                 await provider.start()
-            gateway = Gateway(loaded, session=session, providers=providers, tracing=tracing)
+            access = await AccessPlane.open(loaded)
+            gateway = Gateway(loaded, session=session, providers=providers, tracing=tracing, access=access)
             holder["gateway"] = gateway
             routes_box.append(GatewayRoutes(gateway))
             app.state.gateway = gateway
@@ -177,6 +187,8 @@ def create_app(
             for provider in providers.values():
                 with contextlib.suppress(Exception):
                     await provider.aclose()
+            if access is not None:
+                await access.aclose()
             await session.close()
             tracing.shutdown()
 
@@ -198,12 +210,24 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     routes += _lazy_routes(gateway_routes)
+    routes.append(Mount("/admin", app=_admin_app(loaded, holder)))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     return app
+
+
+def _admin_app(loaded: LoadedConfig, holder: dict[str, Gateway]) -> Any:
+    from lockgate.admin.app import create_admin_app
+
+    return create_admin_app(
+        lambda: holder["gateway"].access.services,
+        admin_key=loaded.secret(loaded.config.gateway.admin_key),
+        state=lambda: holder["gateway"].access.state(),
+        policy=lambda: holder["gateway"].access.policy,
+    )
 
 
 def _lazy_routes(get: Any) -> list[Route]:

@@ -13,8 +13,12 @@ each wire dialect. The gateway renders them in exactly one place
     │   ├── NotFound                   404 not_found
     │   │   └── ModelNotFound          404 model_not_found
     │   ├── MethodNotAllowed           405 method_not_allowed
+    │   ├── Conflict                   409 conflict (a duplicate name, a record still in use)
     │   ├── PayloadTooLarge            413 request_too_large
+    │   ├── RateLimited                429 rate_limit_exceeded (a key/user/team/agent limit)
+    │   ├── BudgetExceeded             429 budget_exceeded (a day or month budget is spent)
     │   └── UnsupportedOperation       400 unsupported_operation
+    ├── LimiterUnavailable             503 limits_unavailable (the limits store is unreachable)
     └── UpstreamError                  502 upstream_error
         ├── UpstreamTimeout            504 upstream_timeout
         ├── UpstreamUnavailable        502 upstream_unavailable (connection failed)
@@ -29,9 +33,12 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationFailed",
+    "BudgetExceeded",
     "ClientError",
     "ConfigError",
+    "Conflict",
     "InvalidRequest",
+    "LimiterUnavailable",
     "LockgateError",
     "MethodNotAllowed",
     "ModelNotFound",
@@ -39,6 +46,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "StreamInterrupted",
     "UnsupportedOperation",
     "UpstreamError",
@@ -138,6 +146,13 @@ class MethodNotAllowed(ClientError):
     code = "method_not_allowed"
 
 
+class Conflict(ClientError):
+    """The change clashes with what is stored: a name taken, a record still referenced."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(ClientError):
     status = 413
     code = "request_too_large"
@@ -145,6 +160,38 @@ class PayloadTooLarge(ClientError):
 
 class UnsupportedOperation(ClientError):
     code = "unsupported_operation"
+
+
+class RateLimited(ClientError):
+    """A per-minute or concurrency limit of a principal fired. OpenAI names the limit's
+    unit in the error type: "requests" (also for concurrency) or "tokens"."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+    openai_type = "requests"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, openai_type: str = "requests"
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.openai_type = openai_type
+
+
+class BudgetExceeded(ClientError):
+    """A day or month budget of a principal is spent; `retry_after` runs to the next
+    UTC day or month. OpenAI words a spent quota as type "insufficient_quota"."""
+
+    status = 429
+    code = "budget_exceeded"
+    openai_type = "insufficient_quota"
+
+
+class LimiterUnavailable(LockgateError):
+    """The shared limits store (Redis) is unreachable and limits fail closed."""
+
+    status = 503
+    code = "limits_unavailable"
+    openai_type = "server_error"
 
 
 class UpstreamError(LockgateError):

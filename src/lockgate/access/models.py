@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Literal
 
 __all__ = [
-    "AgentStatus",
     "Agent",
+    "AgentStatus",
     "ApiKey",
     "Grant",
     "KillScope",
@@ -29,7 +29,9 @@ __all__ = [
 
 RiskTier = Literal["low", "medium", "high", "critical"]
 AgentStatus = Literal["active", "suspended", "decommissioned"]
-KillScope = Literal["global", "team", "user", "agent", "key", "model", "provider", "mcp_server", "tool"]
+KillScope = Literal[
+    "global", "team", "user", "agent", "key", "model", "provider", "mcp_server", "tool"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,13 @@ class Limits:
     def is_empty(self) -> bool:
         return all(
             v is None
-            for v in (self.rpm, self.tpm, self.max_concurrent, self.budget_day_usd, self.budget_month_usd)
+            for v in (
+                self.rpm,
+                self.tpm,
+                self.max_concurrent,
+                self.budget_day_usd,
+                self.budget_month_usd,
+            )
         )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "AccessConfig",
     "AnthropicProviderConfig",
     "AzureOpenAIProviderConfig",
     "Config",
@@ -87,6 +88,28 @@ class RoutingConfig(Strict):
     """Consecutive failures that open a route's circuit breaker."""
     breaker_cooldown: float = Field(default=30.0, gt=0)
     """Seconds an open breaker waits before one half-open probe."""
+
+
+class AccessConfig(Strict):
+    admin_key_is_gateway_key: bool = True
+    """The admin key also works as a gateway credential (principal `admin`, unlimited)."""
+    shadow_agents: Literal["refuse", "flag"] = "refuse"
+    """A request naming an agent the registry does not know: refused (403) or only flagged."""
+    require_agent: bool = False
+    """Every non-operator request must come from a registered agent (a key bound to one, a
+    grant, or `x-lockgate-agent`); otherwise it is a shadow agent (refused or flagged)."""
+    policy_files: list[str] = Field(default_factory=list)
+    """Cedar policy files, added to the built-in defaults; paths relative to the config file."""
+    grant_default_minutes: float = Field(default=15, gt=0)
+    grant_max_minutes: float = Field(default=60, gt=0)
+    """Lifetime cap on just-in-time grants."""
+    fail_open: bool = False
+    """When Redis (shared limits) is unreachable: refuse requests (false) or let them through."""
+    refresh_interval: float = Field(default=0.25, gt=0, le=10)
+    """Seconds between checks of the control-plane version (keys, agents, kill switches);
+    with Redis, changes also arrive at once by pub/sub."""
+    reserve_tokens_default: int = Field(default=1024, ge=0)
+    """Output tokens reserved against TPM and budgets when a request gives no max_tokens."""
 
 
 class ObservabilityConfig(Strict):
@@ -183,6 +206,7 @@ class Config(Strict):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from lockgate.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Usage
@@ -13,18 +14,27 @@ __all__ = ["Dialect", "Principal", "RequestContext"]
 Dialect = Literal["openai", "anthropic"]
 
 
+@dataclass(slots=True)
 class Principal:
-    """Who is calling. Until virtual keys exist: the operator holding the admin key, or
-    `anonymous` when no admin key is configured."""
+    """Who is calling, as the identify stage found it.
 
-    __slots__ = ("id", "kind")
+    kind: `operator` (the admin key), `key` (a virtual key), `grant` (a just-in-time
+    grant token) or `anonymous` (no admin key configured, no key presented).
+    """
 
-    def __init__(self, id: str, kind: str) -> None:
-        self.id = id
-        self.kind = kind
+    id: str
+    kind: str
+    label: str = ""  # what logs show: a key or grant prefix, "admin", "anonymous"
+    team_id: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    delegation: tuple[str, ...] = ()  # hops, e.g. ("user:alice", "agent:planner", "agent:coder")
+    shadow_agent: str | None = None  # an unregistered agent name, when only flagged
 
-    def __repr__(self) -> str:
-        return f"Principal({self.id!r}, {self.kind!r})"
+    @property
+    def is_operator(self) -> bool:
+        return self.kind in ("operator", "anonymous")
 
 
 class RequestContext:

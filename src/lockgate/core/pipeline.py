@@ -13,6 +13,7 @@ follow are relayed as they come, and `complete` runs when the relay ends.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
@@ -112,6 +113,9 @@ class Pipeline:
     ) -> AsyncIterator[StreamEvent]:
         text: list[str] = []
         ctx.attrs["stream_text"] = text
+        # A stage may end this stream from outside (a kill switch): it sets
+        # ctx.attrs["abort"] to an error and cancels this task.
+        ctx.attrs["stream_task"] = asyncio.current_task()
         try:
             _observe(ctx, first, text)
             yield first
@@ -128,6 +132,14 @@ class Pipeline:
                 f"The upstream stream failed after it started: {exc.message}"
             )
             raise ctx.error from exc
+        except asyncio.CancelledError:
+            abort: LockgateError | None = ctx.attrs.get("abort")
+            task = asyncio.current_task()
+            if abort is None or task is None:
+                raise
+            task.uncancel()
+            ctx.error = abort
+            raise abort from None
         finally:
             close = getattr(events, "aclose", None)
             if close is not None:

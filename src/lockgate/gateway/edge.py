@@ -4,6 +4,7 @@ credential and the request id, render errors in the caller's dialect."""
 from __future__ import annotations
 
 import logging
+import math
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -68,7 +69,7 @@ def error_response(err: LockgateError, dialect: Dialect, request_id: str) -> Res
         body = openai_wire.error_body(err)
     headers = {"x-request-id": request_id, **err.headers}
     if err.retry_after is not None:
-        headers["retry-after"] = str(max(0, round(err.retry_after)))
+        headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
     if err.status >= 500:
         _log.warning(
             "request failed", extra={"request_id": request_id, "code": err.code, "status": err.status}

@@ -58,9 +58,7 @@ class GatewayRoutes:
 
     async def chat_completions(self, request: Request) -> Response:
         rid = request_id_of(request)
-        ctx = RequestContext(
-            request_id=rid, dialect="openai", endpoint="chat", credential=credential_of(request)
-        )
+        ctx = _context(request, rid, "openai", "chat")
         try:
             chat = await self._decode(request, ctx, openai_wire.decode_chat_request)
             if chat.stream:
@@ -75,9 +73,7 @@ class GatewayRoutes:
 
     async def embeddings(self, request: Request) -> Response:
         rid = request_id_of(request)
-        ctx = RequestContext(
-            request_id=rid, dialect="openai", endpoint="embeddings", credential=credential_of(request)
-        )
+        ctx = _context(request, rid, "openai", "embeddings")
         try:
             body = await read_body(request, self._s.max_body_bytes)
             try:
@@ -98,7 +94,7 @@ class GatewayRoutes:
     async def models(self, request: Request) -> Response:
         rid = request_id_of(request)
         dialect: Dialect = "anthropic" if "anthropic-version" in request.headers else "openai"
-        ctx = RequestContext(request_id=rid, dialect=dialect, endpoint="models", credential=credential_of(request))
+        ctx = _context(request, rid, dialect, "models")
         try:
             await self._s.authenticate(ctx)
         except LockgateError as err:
@@ -110,7 +106,7 @@ class GatewayRoutes:
 
     async def model(self, request: Request) -> Response:
         rid = request_id_of(request)
-        ctx = RequestContext(request_id=rid, dialect="openai", endpoint="models", credential=credential_of(request))
+        ctx = _context(request, rid, "openai", "models")
         try:
             await self._s.authenticate(ctx)
             name = request.path_params["model"]
@@ -123,9 +119,7 @@ class GatewayRoutes:
 
     async def messages(self, request: Request) -> Response:
         rid = request_id_of(request)
-        ctx = RequestContext(
-            request_id=rid, dialect="anthropic", endpoint="chat", credential=credential_of(request)
-        )
+        ctx = _context(request, rid, "anthropic", "chat")
         try:
             chat = await self._decode(request, ctx, anthropic_wire.decode_messages_request)
             if chat.stream:
@@ -192,6 +186,18 @@ class GatewayRoutes:
             yield encoder.error(LockgateError("The stream failed inside the gateway."))
             return
         yield encoder.finish()
+
+
+_HINT_HEADERS = ("x-lockgate-agent", "x-lockgate-delegation")
+
+
+def _context(request: Request, rid: str, dialect: Dialect, endpoint: str) -> RequestContext:
+    ctx = RequestContext(request_id=rid, dialect=dialect, endpoint=endpoint, credential=credential_of(request))
+    headers = request.headers
+    hints = {name: value for name in _HINT_HEADERS if (value := headers.get(name))}
+    if hints:
+        ctx.attrs["headers"] = hints
+    return ctx
 
 
 def _json(body: bytes, request_id: str) -> Response:

@@ -30,14 +30,20 @@ class RecordStage:
     async def complete(self, ctx: RequestContext) -> None:
         if ctx.attrs.pop("in_flight", False):
             self._metrics.in_flight.labels(ctx.endpoint).dec()
-        if ctx.provider is not None:
-            if ctx.usage is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
-                ctx.usage = await self.estimate(ctx)
-            if ctx.usage is not None:
-                ctx.cost = cost(self._prices.price_for(ctx.model, ctx.route_model), ctx.usage)
+        await self.meter(ctx)
         status = ctx.error.status if ctx.error is not None else 200
         self._metrics.record(ctx, status)
         self._access_log(ctx, status)
+
+    async def meter(self, ctx: RequestContext) -> None:
+        """Final usage (counted locally when the provider gave none) and cost; once."""
+        if ctx.provider is None or ctx.attrs.get("metered"):
+            return
+        ctx.attrs["metered"] = True
+        if ctx.usage is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
+            ctx.usage = await self.estimate(ctx)
+        if ctx.usage is not None:
+            ctx.cost = cost(self._prices.price_for(ctx.model, ctx.route_model), ctx.usage)
 
     async def estimate(self, ctx: RequestContext) -> Usage | None:
         """Usage counted locally with tiktoken from the request and the answer so far."""

@@ -87,6 +87,7 @@ class Router:
         observer: RouterObserver,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        route_blocked: Callable[[Route], LockgateError | None] | None = None,
     ) -> None:
         self.models = models
         self._settings = settings
@@ -94,6 +95,7 @@ class Router:
         self._observer = observer
         self._sleep = sleep
         self._rand = rand
+        self._route_blocked = route_blocked
         for route in self.routes():
             route.breaker.on_change = _breaker_listener(observer, route)
 
@@ -151,9 +153,13 @@ class Router:
     async def _run(self, ctx: RequestContext, call: Callable[[Route, float], Awaitable[T]]) -> T:
         deadline = time.monotonic() + self._settings.request_timeout
         last: UpstreamError | None = None
+        blocked: LockgateError | None = None
         tried = 0
         for entry in self._chain(ctx.model):
             for route in self._order(entry):
+                if self._route_blocked is not None and (stop := self._route_blocked(route)) is not None:
+                    blocked = stop
+                    continue
                 if not route.breaker.allow():
                     continue
                 tried += 1
@@ -163,6 +169,8 @@ class Router:
                 last = error
                 if time.monotonic() >= deadline:
                     raise UpstreamTimeout("The request timed out (gateway.request_timeout).")
+        if last is None and blocked is not None:
+            raise blocked
         if last is None:
             raise NoRouteAvailable(
                 f"No route is available for model `{ctx.model}`: every route's circuit breaker is open"

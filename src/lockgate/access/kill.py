@@ -1,0 +1,88 @@
+"""Kill switches: refuse new requests at once, and end streams already in flight.
+
+A switch stops a key, user, team, agent, model or provider, or everything (`global`).
+New requests are checked against the in-memory state at admission (and provider
+switches when a route is chosen). Streams in flight are registered here; when the state
+changes, each one whose principal, model or provider is now stopped has its relay task
+cancelled and ends with an error event naming the switch and its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from lockgate.access.models import KillSwitch
+from lockgate.access.state import AccessState
+from lockgate.core.context import RequestContext
+from lockgate.errors import PermissionDenied
+from lockgate.routing.router import Route
+
+__all__ = ["KillStage", "KillSwitchEngaged"]
+
+
+class KillSwitchEngaged(PermissionDenied):
+    code = "kill_switch_engaged"
+
+    @classmethod
+    def of(cls, switch: KillSwitch) -> KillSwitchEngaged:
+        what = "everything" if switch.scope == "global" else f"{switch.scope} {switch.target}"
+        return cls(f"Stopped by a kill switch on {what}: {switch.reason}")
+
+
+def _pairs(ctx: RequestContext, state: AccessState) -> list[tuple[str, str | None]]:
+    p = ctx.principal
+    pairs: list[tuple[str, str | None]] = [("model", ctx.model), ("provider", ctx.provider)]
+    if p is not None:
+        pairs += [
+            ("key", p.id if p.kind == "key" else None),
+            ("agent", p.agent_id),
+            ("user", p.user_id),
+            ("team", p.team_id),
+        ]
+        if p.kind == "grant":
+            pairs.append(("agent", p.agent_id))
+        for hop in p.delegation:
+            kind, _, name = hop.partition(":")
+            agent = state.agents_by_name.get(name) if kind == "agent" else None
+            if agent is not None:
+                pairs.append(("agent", agent.id))
+    return pairs
+
+
+class KillStage:
+    name = "kill switch"
+
+    def __init__(self, state: Callable[[], AccessState]) -> None:
+        self._state = state
+        self._streams: dict[int, RequestContext] = {}
+
+    def check(self, ctx: RequestContext) -> None:
+        state = self._state()
+        switch = state.kill_for(_pairs(ctx, state))
+        if switch is not None:
+            raise KillSwitchEngaged.of(switch)
+
+    async def admit(self, ctx: RequestContext) -> None:
+        self.check(ctx)
+        if ctx.stream:
+            self._streams[id(ctx)] = ctx
+
+    async def complete(self, ctx: RequestContext) -> None:
+        self._streams.pop(id(ctx), None)
+
+    def route_blocked(self, route: Route) -> KillSwitchEngaged | None:
+        """The router skips routes whose provider is stopped."""
+        switch = self._state().kill_for((("provider", route.provider_name),))
+        return KillSwitchEngaged.of(switch) if switch is not None else None
+
+    def on_state_change(self, state: AccessState) -> None:
+        """Called by the state watcher after each refresh: end what is now stopped."""
+        if not state.kills or not self._streams:
+            return
+        for ctx in list(self._streams.values()):
+            switch = state.kill_for(_pairs(ctx, state))
+            task: asyncio.Task[object] | None = ctx.attrs.get("stream_task")
+            if switch is not None and task is not None and "abort" not in ctx.attrs:
+                ctx.attrs["abort"] = KillSwitchEngaged.of(switch)
+                task.cancel()

@@ -1,0 +1,1 @@
+"""Migrations, one small named revision per change, oldest first."""
