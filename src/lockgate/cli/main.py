@@ -68,6 +68,12 @@ def config_check(path: str | None) -> None:
     if path is not None and not Path(path).exists():
         _fail(f"{path}: no such file")
     loaded = _load(path)
+    from lockgate.access.plane import load_policy
+
+    try:
+        load_policy(loaded)
+    except ConfigError as exc:
+        _fail(exc.message, exc.problems)
     for missing in loaded.missing_secrets:
         click.echo(f"warning: {missing}", err=True)
     models = len(loaded.config.models)
@@ -92,5 +98,73 @@ def config_show(config_path: str | None, pipeline: bool) -> None:
     click.echo(json.dumps(loaded.config.model_dump(mode="json"), indent=2))
 
 
+@cli.group()
+def policy() -> None:
+    """Policy as code (Cedar)."""
+
+
+@policy.command("test")
+@click.option("--principal", required=True, help="operator, key:PREFIX, grant:PREFIX or user:NAME.")
+@click.option("--agent", default=None, help="The agent the request acts for (default: the key's).")
+@click.option("--action", default="invoke_model", type=click.Choice(["invoke_model", "call_tool", "request_grant"]))
+@click.option("--resource", required=True, help="model:NAME, tool:SERVER/NAME or agent:NAME.")
+@click.option("--context", "context", multiple=True, help="KEY=VALUE (delegation, estimated_cost_usd, stream, ...).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+def policy_test(principal: str, agent: str | None, action: str, resource: str, context: tuple[str, ...],
+                config_path: str | None) -> None:
+    """Evaluate a described request; print the decision and the deciding policies."""
+    import asyncio
+
+    from lockgate.access.plane import load_policy
+    from lockgate.access.policy_test import run_policy_test
+    from lockgate.errors import LockgateError
+    from lockgate.store.store import Store
+
+    loaded = _load(config_path)
+    try:
+        engine = load_policy(loaded)
+    except ConfigError as exc:
+        _fail(exc.message, exc.problems)
+        return
+
+    async def go() -> dict[str, Any]:
+        store = await Store.open(loaded.config.gateway.database)
+        try:
+            return await run_policy_test(engine, store, principal=principal, agent=agent, action=action,
+                                         resource=resource, context=list(context))
+        finally:
+            await store.aclose()
+
+    try:
+        result = asyncio.run(go())
+    except LockgateError as exc:
+        _fail(exc.message)
+        return
+    click.echo(result["explanation"])
+    sys.exit(0 if result["allowed"] else 1)
+
+
+@cli.group()
+def db() -> None:
+    """The control-plane database."""
+
+
+@db.command("upgrade")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+def db_upgrade(config_path: str | None) -> None:
+    """Migrate the database named by [gateway] database to the newest schema."""
+    from lockgate.store import migrate_sync
+
+    loaded = _load(config_path)
+    try:
+        migrate_sync(loaded.config.gateway.database)
+    except ConfigError as exc:
+        _fail(exc.message, exc.problems)
+    click.echo(f"{loaded.config.gateway.database.split('://', 1)[0]}: up to date")
+
+
 def main() -> None:
+    from lockgate.cli.access import register
+
+    register(cli)
     cli(prog_name="lockgate")
