@@ -25,9 +25,27 @@ class KillSwitchEngaged(PermissionDenied):
     code = "kill_switch_engaged"
 
     @classmethod
-    def of(cls, switch: KillSwitch) -> KillSwitchEngaged:
-        what = "everything" if switch.scope == "global" else f"{switch.scope} {switch.target}"
+    def of(cls, switch: KillSwitch, state: AccessState | None = None) -> KillSwitchEngaged:
+        what = "everything" if switch.scope == "global" else f"{switch.scope} {_name(switch, state)}"
         return cls(f"Stopped by a kill switch on {what}: {switch.reason}")
+
+
+def _name(switch: KillSwitch, state: AccessState | None) -> str:
+    """The readable name of a switch's target (switches store ids)."""
+    if state is None:
+        return switch.target
+    target = switch.target
+    if switch.scope == "agent" and (agent := state.agents_by_id.get(target)) is not None:
+        return agent.name
+    if switch.scope == "team" and (team := state.teams.get(target)) is not None:
+        return team.name
+    if switch.scope == "user" and (user := state.users.get(target)) is not None:
+        return user.name
+    if switch.scope == "key":
+        for key in state.keys_by_hash.values():
+            if key.id == target:
+                return key.prefix
+    return target
 
 
 def _pairs(ctx: RequestContext, state: AccessState) -> list[tuple[str, str | None]]:
@@ -61,7 +79,7 @@ class KillStage:
         state = self._state()
         switch = state.kill_for(_pairs(ctx, state))
         if switch is not None:
-            raise KillSwitchEngaged.of(switch)
+            raise KillSwitchEngaged.of(switch, state)
 
     async def admit(self, ctx: RequestContext) -> None:
         self.check(ctx)
@@ -73,8 +91,9 @@ class KillStage:
 
     def route_blocked(self, route: Route) -> KillSwitchEngaged | None:
         """The router skips routes whose provider is stopped."""
-        switch = self._state().kill_for((("provider", route.provider_name),))
-        return KillSwitchEngaged.of(switch) if switch is not None else None
+        state = self._state()
+        switch = state.kill_for((("provider", route.provider_name),))
+        return KillSwitchEngaged.of(switch, state) if switch is not None else None
 
     def on_state_change(self, state: AccessState) -> None:
         """Called by the state watcher after each refresh: end what is now stopped."""
@@ -84,5 +103,5 @@ class KillStage:
             switch = state.kill_for(_pairs(ctx, state))
             task: asyncio.Task[object] | None = ctx.attrs.get("stream_task")
             if switch is not None and task is not None and "abort" not in ctx.attrs:
-                ctx.attrs["abort"] = KillSwitchEngaged.of(switch)
+                ctx.attrs["abort"] = KillSwitchEngaged.of(switch, state)
                 task.cancel()
