@@ -27,6 +27,8 @@ from lockgate.admin.schemas import (
     KillIn,
     PolicyTestIn,
     StatusIn,
+    TeamIn,
+    UserIn,
     out,
 )
 from lockgate.errors import (
@@ -92,12 +94,43 @@ def create_admin_app(
         return "admin"
 
 
+    _teams_routes(app, services, require_admin, admin_key, state, policy)
     _agents_routes(app, services, require_admin, admin_key, state, policy)
     _keys_routes(app, services, require_admin, admin_key, state, policy)
     _grants_routes(app, services, require_admin, admin_key, state, policy)
     _kill_switches_routes(app, services, require_admin, admin_key, state, policy)
     _policy_routes(app, services, require_admin, admin_key, state, policy)
     return app
+
+
+def _teams_routes(
+    app: FastAPI,
+    svc: Callable[[], AccessService],
+    require_admin: Callable[..., str],
+    admin_key: str | None,
+    state: Callable[[], AccessState],
+    policy: Callable[[], Any],
+) -> None:
+
+    @app.post("/teams", status_code=201)
+    async def create_team(body: TeamIn, _: str = Depends(require_admin)) -> dict[str, Any]:
+        return out(await svc().create_team(body.name, limits=body.limits.to_limits(), allowed_models=body.allowed_models))
+
+    @app.get("/teams")
+    async def list_teams(_: str = Depends(require_admin)) -> list[dict[str, Any]]:
+        return [out(t) for t in await svc().store.list_teams()]
+
+    @app.get("/teams/{team}")
+    async def get_team(team: str, _: str = Depends(require_admin)) -> dict[str, Any]:
+        return out(await svc().store.get_team(team))
+
+    @app.post("/users", status_code=201)
+    async def create_user(body: UserIn, _: str = Depends(require_admin)) -> dict[str, Any]:
+        return out(await svc().create_user(body.name, team=body.team, limits=body.limits.to_limits()))
+
+    @app.get("/users")
+    async def list_users(_: str = Depends(require_admin)) -> list[dict[str, Any]]:
+        return [out(u) for u in await svc().store.list_users()]
 
 
 def _agents_routes(

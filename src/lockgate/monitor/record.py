@@ -79,8 +79,18 @@ class RecordStage:
         }
         if "trace_id" in ctx.attrs:
             extra["trace_id"] = ctx.attrs["trace_id"]
-        if ctx.principal is not None:
-            extra["principal"] = ctx.principal.id
+        p = ctx.principal
+        if p is not None:
+            extra["principal"] = p.label or p.id
+            if p.agent_name:
+                extra["agent"] = p.agent_name
+            if p.shadow_agent:
+                extra["shadow_agent"] = p.shadow_agent
+            if p.delegation:
+                extra["delegation"] = list(p.delegation)
+        decision = ctx.attrs.get("policy")
+        if decision is not None:
+            extra["policy"] = {"decision": decision.decision, "policies": list(decision.policies)}
         if ctx.usage is not None:
             extra["input_tokens"] = ctx.usage.input_tokens
             extra["output_tokens"] = ctx.usage.output_tokens
