@@ -74,6 +74,7 @@ class Gateway:
         prices = PriceTable.from_config(config)
         self.record = RecordStage(metrics=self.metrics, tokens=self.tokens, prices=prices)
         limits = access.limits_stage(prices=prices, first_route=self._first_route, meter=self.record.meter)
+        access.usage.meter = self.record.meter
         self.pipeline = Pipeline(
             [self.record, TraceStage(tracing), access.usage, self.identify, access.kill, access.authorize, limits],
             self.router,
@@ -196,10 +197,21 @@ def create_app(
         return routes_box[0]
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        gateway = holder.get("gateway")
+        if gateway is None:
+            return JSONResponse({"status": "ok"})
+        limits, control_plane = gateway.access.limiter.healthy, gateway.access.watcher.healthy
+        return JSONResponse({
+            "status": "ok" if limits and control_plane else "degraded",
+            "limits": "up" if limits else "down",
+            "control_plane": "up" if control_plane else "down",
+        })
 
     async def metrics(request: Request) -> Response:
-        return Response(holder["gateway"].metrics.render(), media_type=CONTENT_TYPE)
+        gateway = holder["gateway"]
+        gateway.metrics.limiter_up.set(1 if gateway.access.limiter.healthy else 0)
+        gateway.metrics.control_plane_up.set(1 if gateway.access.watcher.healthy else 0)
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())

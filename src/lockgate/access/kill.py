@@ -102,6 +102,7 @@ class KillStage:
         for ctx in list(self._streams.values()):
             switch = state.kill_for(_pairs(ctx, state))
             task: asyncio.Task[object] | None = ctx.attrs.get("stream_task")
-            if switch is not None and task is not None and "abort" not in ctx.attrs:
+            if switch is not None and "abort" not in ctx.attrs:
                 ctx.attrs["abort"] = KillSwitchEngaged.of(switch, state)
-                task.cancel()
+                if task is not None:  # else the pipeline checks "abort" when the relay starts
+                    task.cancel()

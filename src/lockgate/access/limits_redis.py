@@ -17,7 +17,9 @@
   default) or admits without counting (`fail_open=True`). After a failure, Redis is
   left alone for `retry_interval` seconds. Settlements that cannot be written are
   dropped and logged: their tokens and cost go uncounted, their slots expire.
-  `healthy` tells health checks and metrics which state the limiter is in.
+  `healthy` tells health checks and metrics which state the limiter is in; a PING
+  every `slot_ttl / 3` seconds, and every `retry_interval` while Redis is down, keeps
+  it current when no requests come.
   A client made from a URL retries a command once after a connection error: a
   reservation whose reply was lost may, rarely, be counted twice.
 
@@ -286,6 +288,7 @@ class RedisLimiter:
             _log.warning("limits store unreachable (%s): %s", exc, mode)
         self._healthy = False
         self._down_until = time.monotonic() + self._retry_interval
+        self._wakeup.set()  # the flusher then probes Redis once the retry interval is over
 
     # -- settle -----------------------------------------------------------------
 
@@ -313,8 +316,11 @@ class RedisLimiter:
         next_renewal = loop.time() + renew_every
         while True:
             if not self._stopping:
+                wait = next_renewal - loop.time()
+                if not self._healthy:  # learn that Redis is back, even without traffic
+                    wait = min(wait, self._down_until - time.monotonic())
                 try:
-                    async with asyncio.timeout(max(0.0, next_renewal - loop.time())):
+                    async with asyncio.timeout(max(0.0, wait)):
                         await self._wakeup.wait()
                 except TimeoutError:
                     pass
@@ -327,6 +333,20 @@ class RedisLimiter:
             await self._flush(renew=renew)
             if self._stopping and not self._pending:
                 return
+            if renew or (not self._healthy and time.monotonic() >= self._down_until):
+                await self._probe()
+
+    async def _probe(self) -> None:
+        """One PING, so that `healthy` follows Redis between requests too: every
+        `slot_ttl / 3` seconds, and every `retry_interval` seconds while it is down."""
+        try:
+            await self._redis.ping()
+        except _UNAVAILABLE as exc:
+            self._down(exc)
+        except RedisError:
+            _log.exception("limits store refused a ping")
+        else:
+            self._up()
 
     async def _flush(self, *, renew: bool) -> None:
         while self._pending:

@@ -53,7 +53,8 @@ class AccessPlane:
         self.usage = UsageRecorder(store, self.shadows)
         self.grants = GrantCounter(config.gateway.redis)
         self.services = AccessService(
-            store, config.access, notifier=Notifier(config.gateway.redis), known_models=config.models
+            store, config.access, notifier=Notifier(config.gateway.redis), known_models=config.models,
+            known_providers=config.providers,
         )
         self.identify = IdentifyStage(
             loaded.secret(config.gateway.admin_key), state=self.state, config=config.access, shadows=self.shadows

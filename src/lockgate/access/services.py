@@ -83,19 +83,23 @@ class AccessService:
         notifier: Notifier,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         known_models: Iterable[str] | None = None,
+        known_providers: Iterable[str] | None = None,
     ) -> None:
         self.store = store
         self._config = config
         self._notifier = notifier
         self._clock = clock
         self._known_models = set(known_models) if known_models is not None else None
+        self._known_providers = set(known_providers) if known_providers is not None else None
 
     # --- teams and users -------------------------------------------------------------
 
     async def create_team(
         self, name: str, *, limits: Limits, allowed_models: Iterable[str] = ()
     ) -> Team:
-        team = await self.store.create_team(name, limits=limits, allowed_models=allowed_models)
+        models = tuple(allowed_models)
+        self._check_models(models, param="allowed_models")
+        team = await self.store.create_team(name, limits=limits, allowed_models=models)
         await self._notifier.publish()
         return team
 
@@ -123,6 +127,8 @@ class AccessService:
             raise InvalidRequest(
                 f"risk_tier must be one of {', '.join(get_args(RiskTier))}.", param="risk_tier"
             )
+        models = tuple(allowed_models)
+        self._check_models(models, param="allowed_models")
         team_id = (await self.store.get_team(team)).id if team else None
         agent = await self.store.register_agent(
             name,
@@ -130,7 +136,7 @@ class AccessService:
             purpose=purpose,
             risk_tier=risk_tier,  # type: ignore[arg-type]
             team_id=team_id,
-            allowed_models=allowed_models,
+            allowed_models=models,
             allowed_tools=allowed_tools,
             limits=limits,
         )
@@ -168,7 +174,7 @@ class AccessService:
         limits: Limits = NO_LIMITS,
     ) -> tuple[ApiKey, str]:
         models = tuple(allowed_models)
-        self._check_models(models)
+        self._check_models(models, param="allowed_models")
         key, secret = await self.store.create_key(
             name,
             team_id=(await self.store.get_team(team)).id if team else None,
@@ -216,9 +222,9 @@ class AccessService:
                 f"A grant beyond agent '{found.name}''s baseline needs approval: {', '.join(beyond)}."
             )
         minutes = self._config.grant_default_minutes if minutes is None else minutes
-        if minutes <= 0:
+        if not minutes > 0:  # NaN too
             raise InvalidRequest("minutes must be positive.", param="minutes")
-        if minutes > self._config.grant_max_minutes:
+        if not minutes <= self._config.grant_max_minutes:
             raise InvalidRequest(
                 f"A grant lives at most {self._config.grant_max_minutes:g} minutes (access.grant_max_minutes).",
                 param="minutes",
@@ -263,7 +269,9 @@ class AccessService:
         if resolve is not None:
             return (await resolve(target)).id
         if scope == "model":
-            self._check_models((target,))
+            self._check_models((target,), param="target")
+        if scope == "provider" and self._known_providers is not None and target not in self._known_providers:
+            raise InvalidRequest(f"Unknown provider: {target}.", param="target")
         return target
 
     async def set_kill(self, scope: str, target: str, *, reason: str, actor: str) -> KillSwitch:
@@ -306,9 +314,9 @@ class AccessService:
             )
         return reports
 
-    def _check_models(self, models: Iterable[str]) -> None:
+    def _check_models(self, models: Iterable[str], *, param: str = "models") -> None:
         if self._known_models is None:
             return
         unknown = sorted(set(models) - self._known_models)
         if unknown:
-            raise InvalidRequest(f"Unknown model(s): {', '.join(unknown)}.", param="models")
+            raise InvalidRequest(f"Unknown model(s): {', '.join(unknown)}.", param=param)

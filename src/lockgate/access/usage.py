@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,9 @@ class UsageRecorder:
         self._agents_seen: dict[str, datetime] = {}
         self._permissions: dict[tuple[str, str, date], int] = {}
         self._task: asyncio.Task[None] | None = None
+        # Final usage and cost of a request (the record stage's `meter`, bound by the
+        # gateway): this stage completes before the record stage does.
+        self.meter: Callable[[RequestContext], Awaitable[None]] | None = None
 
     async def admit(self, ctx: RequestContext) -> None:
         return None
@@ -51,6 +54,8 @@ class UsageRecorder:
         p = ctx.principal
         if p is None or (p.kind in ("anonymous",) and p.agent_id is None):
             return
+        if self.meter is not None:
+            await self.meter(ctx)
         now = self._clock()
         day = now.date()
         usage = ctx.usage

@@ -71,7 +71,7 @@ class KeyIn(Body):
     user: str | None = None
     agent: str | None = None
     allowed_models: list[str] = Field(default_factory=list)
-    expires_in_days: float | None = Field(default=None, gt=0)
+    expires_in_days: float | None = Field(default=None, gt=0, le=36500)  # 100 years
     limits: LimitsIn = Field(default_factory=LimitsIn)
 
 

@@ -43,7 +43,8 @@ def _run(config_path: str | None, action: Callable[[AccessService], Awaitable[T]
         store = await Store.open(gw.database)
         try:
             service = AccessService(
-                store, loaded.config.access, notifier=Notifier(gw.redis), known_models=loaded.config.models
+                store, loaded.config.access, notifier=Notifier(gw.redis), known_models=loaded.config.models,
+                known_providers=loaded.config.providers,
             )
             return await action(service)
         finally:
@@ -243,7 +244,7 @@ def keys() -> None:
 @click.option("--user", default=None)
 @click.option("--agent", default=None, help="Bind the key to a registered agent.")
 @click.option("--models", default=None, help="Allowed models, comma-separated (default: any).")
-@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--expires-days", type=click.FloatRange(min=0, max=36500, min_open=True), default=None)
 @_limit_options
 @_config_option
 @_json_option

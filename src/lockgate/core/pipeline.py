@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from lockgate.core.context import RequestContext
 from lockgate.core.types import (
@@ -96,12 +96,25 @@ class Pipeline:
 
     async def open_stream(self, ctx: RequestContext) -> AsyncIterator[StreamEvent]:
         admitted = await self._admit(ctx)
+        # Stopped from outside (see `_relay`) while waiting for the first event: refused.
+        ctx.attrs["stream_task"] = asyncio.current_task()
         try:
             first, events = await self.router.open_stream(ctx)
         except LockgateError as exc:
             ctx.error = exc
             await self._complete(ctx, admitted)
             raise
+        except asyncio.CancelledError:
+            abort: LockgateError | None = ctx.attrs.get("abort")
+            task = asyncio.current_task()
+            if abort is None or task is None:
+                raise
+            task.uncancel()
+            ctx.error = abort
+            await self._complete(ctx, admitted)
+            raise abort from None
+        finally:
+            ctx.attrs.pop("stream_task", None)
         return self._relay(ctx, first, events, admitted)
 
     async def _relay(
@@ -114,9 +127,12 @@ class Pipeline:
         text: list[str] = []
         ctx.attrs["stream_text"] = text
         # A stage may end this stream from outside (a kill switch): it sets
-        # ctx.attrs["abort"] to an error and cancels this task.
+        # ctx.attrs["abort"] to an error and cancels this task (if it runs yet).
         ctx.attrs["stream_task"] = asyncio.current_task()
         try:
+            stopped: LockgateError | None = ctx.attrs.get("abort")
+            if stopped is not None:  # stopped before this task ran
+                raise stopped
             _observe(ctx, first, text)
             yield first
             async for event in events:
@@ -128,6 +144,9 @@ class Pipeline:
                     ctx.usage = usage
                     yield StreamUsage(usage=usage)
         except LockgateError as exc:
+            if exc is ctx.attrs.get("abort"):
+                ctx.error = exc
+                raise
             ctx.error = exc if isinstance(exc, StreamInterrupted) else StreamInterrupted(
                 f"The upstream stream failed after it started: {exc.message}"
             )
@@ -141,9 +160,19 @@ class Pipeline:
             ctx.error = abort
             raise abort from None
         finally:
+            # A client that goes away mid-stream cancels this task, and every later await
+            # in it (anyio's cancel scopes): the upstream must still be closed and every
+            # stage completed (slots freed, usage settled and recorded), in a task of its own.
+            await _run_to_end(self._end_stream(ctx, events, admitted))
+
+    async def _end_stream(
+        self, ctx: RequestContext, events: AsyncIterator[StreamEvent], admitted: list[Stage]
+    ) -> None:
+        try:
             close = getattr(events, "aclose", None)
             if close is not None:
                 await close()
+        finally:
             await self._complete(ctx, admitted)
 
     async def _admit(self, ctx: RequestContext) -> list[Stage]:
@@ -161,6 +190,17 @@ class Pipeline:
     async def _complete(self, ctx: RequestContext, admitted: list[Stage]) -> None:
         for stage in reversed(admitted):
             await stage.complete(ctx)
+
+
+_ENDING: set[asyncio.Task[None]] = set()  # strong references while they run
+
+
+async def _run_to_end(work: Coroutine[Any, Any, None]) -> None:
+    """Await `work` in a task of its own: cancelling the caller does not stop it."""
+    task = asyncio.ensure_future(work)
+    _ENDING.add(task)
+    task.add_done_callback(_ENDING.discard)
+    await asyncio.shield(task)
 
 
 def _observe(ctx: RequestContext, event: StreamEvent, text: list[str]) -> None:

@@ -90,6 +90,16 @@ class Metrics:
         self.in_flight = Gauge(
             "lockgate_requests_in_flight", "Requests being processed.", ["endpoint"], registry=r
         )
+        self.limiter_up = Gauge(
+            "lockgate_limiter_up",
+            "1 while the limits store answers (always 1 without Redis), 0 while it is unreachable.",
+            registry=r,
+        )
+        self.control_plane_up = Gauge(
+            "lockgate_control_plane_up",
+            "1 while the control-plane database answers, 0 while the gateway serves its cached state.",
+            registry=r,
+        )
 
     # --- router observer ----------------------------------------------------------
 

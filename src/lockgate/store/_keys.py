@@ -157,7 +157,7 @@ class KeysMixin(StoreBase):
             models=models_t,
             tools=tools_t,
             max_spend_usd=check.money(max_spend_usd, "max_spend_usd"),
-            max_requests=check.count(max_requests, "max_requests"),
+            max_requests=check.count(max_requests, "max_requests", maximum=check.MAX_INT),
         )
         async with self._write() as conn:
             await self._usable_agent(conn, agent_id, refuse=("suspended", "decommissioned"))

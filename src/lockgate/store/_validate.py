@@ -14,6 +14,7 @@ __all__ = ["aware", "count", "limits", "money", "names", "text"]
 
 MAX_NAME = 200
 MAX_TEXT = 2000
+MAX_INT = 2**31 - 1  # the INTEGER columns (limits, a grant's max_requests)
 
 
 def text(value: str, field: str, *, max_len: int = MAX_NAME) -> str:
@@ -35,11 +36,13 @@ def names(values: Iterable[str], field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text(v, field) for v in values))
 
 
-def count(value: int | None, field: str) -> int | None:
+def count(value: int | None, field: str, *, maximum: int | None = None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:  # pyright: ignore[reportUnnecessaryIsInstance]
         raise InvalidRequest(f"{field} must be a non-negative integer.", param=field)
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(f"{field} must be at most {maximum}.", param=field)
     return value
 
 
@@ -55,9 +58,9 @@ def money(value: float | None, field: str) -> float | None:
 
 def limits(value: Limits, field: str = "limits") -> Limits:
     return Limits(
-        rpm=count(value.rpm, f"{field}.rpm"),
-        tpm=count(value.tpm, f"{field}.tpm"),
-        max_concurrent=count(value.max_concurrent, f"{field}.max_concurrent"),
+        rpm=count(value.rpm, f"{field}.rpm", maximum=MAX_INT),
+        tpm=count(value.tpm, f"{field}.tpm", maximum=MAX_INT),
+        max_concurrent=count(value.max_concurrent, f"{field}.max_concurrent", maximum=MAX_INT),
         budget_day_usd=money(value.budget_day_usd, f"{field}.budget_day_usd"),
         budget_month_usd=money(value.budget_month_usd, f"{field}.budget_month_usd"),
     )
