@@ -13,7 +13,10 @@ what tokenizers give for English text, costs nothing, and is corrected at settle
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from lockgate.access.limits import Limiter, LimitScope
 from lockgate.access.models import Limits
@@ -25,6 +28,8 @@ from lockgate.errors import RateLimited
 from lockgate.usage.pricing import PriceTable, cost
 
 __all__ = ["GrantCounter", "LimitsStage", "estimate_prompt_tokens"]
+
+_log = logging.getLogger("lockgate.access")
 
 
 def estimate_prompt_tokens(chat: ChatRequest | None, emb: EmbeddingRequest | None) -> int:
@@ -109,6 +114,7 @@ class LimitsStage:
         self._first_route = first_route
         self._meter = meter
         self._grants = grants
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def scopes(self, ctx: RequestContext) -> list[LimitScope]:
         p = ctx.principal
@@ -154,10 +160,27 @@ class LimitsStage:
         reservation = ctx.attrs.pop("reservation", None)
         if reservation is None:
             return
+        # The answer does not wait for the settlement: it runs beside the reply (in Redis
+        # mode it rides on the next reservation's round trip).
         if ctx.provider is None:
-            await self._limiter.release(reservation)
+            self._spawn(self._limiter.release(reservation))
             return
         await self._meter(ctx)
         usage = ctx.usage
         tokens = usage.total_tokens if usage is not None else 0
-        await self._limiter.settle(reservation, tokens=tokens, cost_usd=ctx.cost or 0.0)
+        self._spawn(self._limiter.settle(reservation, tokens=tokens, cost_usd=ctx.cost or 0.0))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _log.error("settling a reservation failed: %s", exc)
+
+    async def drain(self) -> None:
+        """Wait for the settlements still running (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

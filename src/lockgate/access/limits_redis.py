@@ -2,10 +2,12 @@
 
 - `reserve` is one round trip: one EVALSHA of a Lua script that checks every limit of
   every scope, then counts everything and sets the keys' expiry (`limits_lua`).
-- `settle` and `release` queue their adjustments; a background task owned by the
-  limiter flushes the queue in one EVALSHA per `batch_size` items, after at most
-  `flush_interval` seconds. The caller waits for its batch, so when `settle` returns
-  every process sees the result; Redis work stays below one round trip per request.
+- `settle` and `release` queue their adjustments. The next `reserve` sends them in
+  the same round trip (a pipeline: the settle script, then the reserve script), so a
+  request costs one round trip in all. When no reserve comes within `flush_interval`
+  seconds, or `batch_size` are queued, a background task owned by the limiter flushes
+  them alone. The caller of `settle` waits for its batch, so when `settle` returns every
+  process sees the result; the gateway does not make the client wait for it.
 - Concurrency slots are members of a sorted set scored by an expiry time. The limiter
   renews the slots of its reservations in flight every `slot_ttl / 3` seconds (one
   EVALSHA for all of them), so a slot of a process that died frees itself within
@@ -174,7 +176,7 @@ class RedisLimiter:
             return self._unavailable(reservation)
         keys, args = self._reserve_call(reservation, at)
         try:
-            reply: list[int] = await self._eval(lua.RESERVE, keys, args)
+            reply: list[int] = await self._reserve_with_settlements(keys, args)
         except _UNAVAILABLE as exc:
             self._down(exc)
             return self._unavailable(reservation)
@@ -269,6 +271,47 @@ class RedisLimiter:
             )
         return replace(reservation, counted=False)
 
+    async def _reserve_with_settlements(self, keys: list[str], args: list[str | int]) -> Any:
+        """The reserve script, preceded in the same round trip (a pipeline) by the
+        settlements queued since the last flush: one round trip per request."""
+        if not self._pending:
+            return await self._eval(lua.RESERVE, keys, args)
+        batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
+        ops = _merge(op for ops, _ in batch for op in ops)
+        try:
+            settle_keys, settle_args = self._settle_call(ops)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if ops:
+                    pipe.evalsha(lua.SETTLE.sha, len(settle_keys), *settle_keys, *settle_args)
+                pipe.evalsha(lua.RESERVE.sha, len(keys), *keys, *args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except BaseException:
+            self._pending = batch + self._pending  # the flusher tries them again
+            raise
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+        if ops and isinstance(replies[0], NoScriptError):
+            await self._apply(ops, "settlements")
+        elif ops and isinstance(replies[0], Exception):
+            _log.error("limits store refused %d settlements: %s", len(ops), replies[0])
+        reply = replies[-1]
+        if isinstance(reply, NoScriptError):
+            return await self._eval(lua.RESERVE, keys, args)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _settle_call(self, ops: list[_Op]) -> tuple[list[str], list[str | int]]:
+        keys = [key for _, key, _ in ops]
+        args: list[str | int] = [
+            int((self._clock() + self._slot_ttl) * 1000),
+            int(self._slot_ttl * 1000),
+        ]
+        for op, _, value in ops:
+            args += (op, value)
+        return keys, args
+
     async def _eval(self, script: lua.Script, keys: list[str], args: list[str | int]) -> Any:
         try:
             return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
@@ -307,7 +350,8 @@ class RedisLimiter:
             ops.append(("z", slots, r.id))
         done = asyncio.get_running_loop().create_future()
         self._pending.append((ops, done))
-        self._wakeup.set()
+        if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
+            self._wakeup.set()  # arm the flusher: it waits `flush_interval` for a reserve to carry them
         await done
 
     async def _run(self) -> None:
@@ -325,7 +369,8 @@ class RedisLimiter:
                 except TimeoutError:
                     pass
             if 0 < len(self._pending) < self._batch_size and not self._stopping:
-                await asyncio.sleep(self._flush_interval)  # let a batch gather
+                # let the next reserve carry them in its round trip; flush alone after that
+                await asyncio.sleep(self._flush_interval)
             self._wakeup.clear()
             renew = loop.time() >= next_renewal
             if renew:
@@ -389,13 +434,7 @@ class RedisLimiter:
             _log.exception("limits store refused %d %s", len(ops), what)
 
     async def _settle_script(self, ops: list[_Op]) -> None:
-        keys = [key for _, key, _ in ops]
-        args: list[str | int] = [
-            int((self._clock() + self._slot_ttl) * 1000),
-            int(self._slot_ttl * 1000),
-        ]
-        for op, _, value in ops:
-            args += (op, value)
+        keys, args = self._settle_call(ops)
         await self._eval(lua.SETTLE, keys, args)
         self._up()
 

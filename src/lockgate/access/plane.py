@@ -48,6 +48,7 @@ class AccessPlane:
         self.store = store
         self.limiter = limiter
         self.policy = policy
+        self._limit_stages: list[LimitsStage] = []
         self.watcher = StateWatcher(store, interval=config.access.refresh_interval, redis_url=config.gateway.redis)
         self.shadows = ShadowRecorder()
         self.usage = UsageRecorder(store, self.shadows)
@@ -92,12 +93,17 @@ class AccessPlane:
         self, *, prices: PriceTable, first_route: Callable[[str], str | None],
         meter: Callable[[RequestContext], Awaitable[None]],
     ) -> LimitsStage:
-        return LimitsStage(
+        stage = LimitsStage(
             self.limiter, state=self.state, prices=prices, config=self.config.access,
             first_route=first_route, meter=meter, grants=self.grants,
         )
+        self._limit_stages.append(stage)
+        return stage
 
     async def aclose(self) -> None:
+        for stage in self._limit_stages:
+            with contextlib.suppress(Exception):
+                await stage.drain()
         for close in (self.watcher.aclose, self.usage.aclose, self.limiter.aclose, self.grants.aclose, self.store.aclose):
             with contextlib.suppress(Exception):
                 await close()
