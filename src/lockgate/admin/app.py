@@ -7,6 +7,7 @@ own key (`POST /admin/grants`). Errors are `{"error": {"message", "type", "param
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -42,6 +43,8 @@ from lockgate.gateway import openai_wire
 from lockgate.gateway.edge import credential_of
 
 __all__ = ["create_admin_app"]
+
+_log = logging.getLogger("lockgate.admin")
 
 
 def _error(err: LockgateError) -> Response:
@@ -82,6 +85,12 @@ def create_admin_app(
         if exc.status_code not in (404,):
             err.status = exc.status_code
         return _error(err)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> Response:
+        # The boundary: log it, answer in the API's error shape, never leak the details.
+        _log.exception("admin API failed", extra={"path": request.url.path})
+        return _error(LockgateError("The admin API failed to process the request."))
 
     def require_admin(request: Request) -> str:
         credential = credential_of(request)

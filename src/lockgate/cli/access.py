@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -251,6 +252,8 @@ def keys() -> None:
 def keys_create(name: str, team: str | None, user: str | None, agent: str | None, models: str | None,
                 expires_days: float | None, config_path: str | None, as_json: bool, **kw: Any) -> None:
     limits = _limits(kw)
+    if expires_days is not None and not math.isfinite(expires_days):
+        raise click.BadParameter("must be a finite number of days", param_hint="--expires-days")
     key, secret = _run(config_path, lambda s: s.create_key(
         name, team=team, user=user, agent=agent, allowed_models=_csv(models),
         expires_in=timedelta(days=expires_days) if expires_days else None, limits=limits,
