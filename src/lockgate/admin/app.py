@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +50,14 @@ _log = logging.getLogger("lockgate.admin")
 def _error(err: LockgateError) -> Response:
     headers = {"retry-after": str(math.ceil(err.retry_after))} if err.retry_after is not None else None
     return Response(openai_wire.error_body(err), status_code=err.status, media_type="application/json", headers=headers)
+
+
+class _Ctx(NamedTuple):
+    svc: Callable[[], AccessService]
+    require_admin: Callable[..., str]
+    admin_key: str | None
+    state: Callable[[], AccessState]
+    policy: Callable[[], Any]
 
 
 def create_admin_app(
@@ -103,23 +111,18 @@ def create_admin_app(
         return "admin"
 
 
-    _teams_routes(app, services, require_admin, admin_key, state, policy)
-    _agents_routes(app, services, require_admin, admin_key, state, policy)
-    _keys_routes(app, services, require_admin, admin_key, state, policy)
-    _grants_routes(app, services, require_admin, admin_key, state, policy)
-    _kill_switches_routes(app, services, require_admin, admin_key, state, policy)
-    _policy_routes(app, services, require_admin, admin_key, state, policy)
+    ctx = _Ctx(services, require_admin, admin_key, state, policy)
+    _teams_routes(app, ctx)
+    _agents_routes(app, ctx)
+    _keys_routes(app, ctx)
+    _grants_routes(app, ctx)
+    _kill_switches_routes(app, ctx)
+    _policy_routes(app, ctx)
     return app
 
 
-def _teams_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _teams_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/teams", status_code=201)
     async def create_team(body: TeamIn, _: str = Depends(require_admin)) -> dict[str, Any]:
@@ -142,14 +145,8 @@ def _teams_routes(
         return [out(u) for u in await svc().store.list_users()]
 
 
-def _agents_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _agents_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/agents", status_code=201)
     async def register_agent(body: AgentIn, _: str = Depends(require_admin)) -> dict[str, Any]:
@@ -190,14 +187,8 @@ def _agents_routes(
         return out(await svc().set_agent_status(agent, body.status))
 
 
-def _keys_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _keys_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/keys", status_code=201)
     async def create_key(body: KeyIn, _: str = Depends(require_admin)) -> dict[str, Any]:
@@ -221,18 +212,12 @@ def _keys_routes(
         return out(await svc().revoke_key(key))
 
 
-def _grants_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _grants_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/grants", status_code=201)
     async def request_grant(body: GrantIn, request: Request) -> dict[str, Any]:
-        requested_by = _grant_requester(request, body.agent, admin_key, state())
+        requested_by = _grant_requester(request, body.agent, ctx.admin_key, ctx.state())
         grant, token = await svc().request_grant(
             body.agent, models=body.models, tools=body.tools, max_spend_usd=body.max_spend_usd,
             max_requests=body.max_requests, purpose=body.purpose, minutes=body.minutes, requested_by=requested_by,
@@ -249,14 +234,8 @@ def _grants_routes(
         return out(await svc().revoke_grant(grant))
 
 
-def _kill_switches_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _kill_switches_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/kill", status_code=201)
     async def set_kill(body: KillIn, actor: str = Depends(require_admin)) -> dict[str, Any]:
@@ -271,19 +250,13 @@ def _kill_switches_routes(
         return out(await svc().lift_kill(switch, actor=actor))
 
 
-def _policy_routes(
-    app: FastAPI,
-    svc: Callable[[], AccessService],
-    require_admin: Callable[..., str],
-    admin_key: str | None,
-    state: Callable[[], AccessState],
-    policy: Callable[[], Any],
-) -> None:
+def _policy_routes(app: FastAPI, ctx: _Ctx) -> None:
+    svc, require_admin = ctx.svc, ctx.require_admin
 
     @app.post("/policy/test")
     async def policy_test(body: PolicyTestIn, _: str = Depends(require_admin)) -> dict[str, Any]:
         return await run_policy_test(
-            policy(), svc().store, principal=body.principal, agent=body.agent, action=body.action,
+            ctx.policy(), svc().store, principal=body.principal, agent=body.agent, action=body.action,
             resource=body.resource, context=body.context,
         )
 

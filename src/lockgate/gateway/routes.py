@@ -26,6 +26,11 @@ _log = logging.getLogger("lockgate.gateway")
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+class _Encoder(Protocol):
+    def encode(self, event: StreamEvent) -> bytes: ...
+    def error(self, err: LockgateError) -> bytes: ...
+
+
 class Services(Protocol):
     """What the routes need from the running app."""
 
@@ -64,7 +69,7 @@ class GatewayRoutes:
             if chat.stream:
                 events = await self._s.pipeline.open_stream(ctx)
                 encoder = openai_wire.ChatStreamEncoder(chat.model, chat.include_usage)
-                return _sse(self._openai_frames(encoder, events), rid)
+                return _sse(self._frames(encoder, events, encoder.done), rid)
             response = await self._s.pipeline.chat(ctx)
             body = openai_wire.encode_chat_response(response, model=chat.model)
             return _json(body, rid)
@@ -125,7 +130,7 @@ class GatewayRoutes:
             if chat.stream:
                 events = await self._s.pipeline.open_stream(ctx)
                 encoder = anthropic_wire.MessageStreamEncoder(chat.model)
-                return _sse(self._anthropic_frames(encoder, events), rid)
+                return _sse(self._frames(encoder, events, encoder.finish), rid)
             response = await self._s.pipeline.chat(ctx)
             return _json(anthropic_wire.encode_message_response(response, model=chat.model), rid)
         except LockgateError as err:
@@ -153,9 +158,10 @@ class GatewayRoutes:
         ctx.error = err
         await self._s.record_refusal(ctx)
 
-    async def _openai_frames(
-        self, encoder: openai_wire.ChatStreamEncoder, events: AsyncIterator[StreamEvent]
+    async def _frames(
+        self, encoder: _Encoder, events: AsyncIterator[StreamEvent], end: Callable[[], bytes]
     ) -> AsyncIterator[bytes]:
+        """Encode a stream; a failure after the first byte ends it with an error event."""
         try:
             async for event in events:
                 frame = encoder.encode(event)
@@ -168,24 +174,7 @@ class GatewayRoutes:
             _log.exception("stream failed")
             yield encoder.error(LockgateError("The stream failed inside the gateway."))
             return
-        yield encoder.done()
-
-    async def _anthropic_frames(
-        self, encoder: anthropic_wire.MessageStreamEncoder, events: AsyncIterator[StreamEvent]
-    ) -> AsyncIterator[bytes]:
-        try:
-            async for event in events:
-                frame = encoder.encode(event)
-                if frame:
-                    yield frame
-        except LockgateError as err:
-            yield encoder.error(err)
-            return
-        except Exception:  # the stream boundary: log it, end the stream with an error event
-            _log.exception("stream failed")
-            yield encoder.error(LockgateError("The stream failed inside the gateway."))
-            return
-        yield encoder.finish()
+        yield end()
 
 
 _HINT_HEADERS = ("x-lockgate-agent", "x-lockgate-delegation")
