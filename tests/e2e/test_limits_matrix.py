@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -339,3 +340,18 @@ def test_health_and_metrics_without_redis(gw: Server) -> None:
     metrics = httpx.get(gw.url + "/metrics").text
     assert "\nlockgate_limiter_up 1.0\n" in metrics
     assert "\nlockgate_control_plane_up 1.0\n" in metrics
+
+
+def test_operator_limits_apply_when_configured(fake: FakeProvider, tmp_path: Path) -> None:
+    """The admin key is unlimited unless [access] operator_limits says otherwise."""
+    extra = "\n[access]\noperator_limits = { rpm = 2 }\n"
+    server = start_server(gateway_config(fake.url).replace("[routing]", extra + "\n[routing]", 1), tmp_path)
+    try:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0) as client:
+            for _ in range(2):
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+            with pytest.raises(openai.RateLimitError) as info:
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+        assert "operator admin" in str(info.value)
+    finally:
+        server.stop()

@@ -122,6 +122,8 @@ class LimitsStage:
             return []
         state = self._state()
         candidates: list[tuple[str, str, Limits]] = []
+        if p.kind == "operator":
+            candidates.append(("operator", p.id, Limits(**self._config.operator_limits.model_dump())))
         key = ctx.attrs.get("key")
         if key is not None:
             candidates.append(("key", key.prefix, key.limits))

@@ -126,6 +126,7 @@ class RedisLimiter:
         # counted, not yet settled: the slots to renew, by loop.time() of the reservation
         self._live: dict[str, tuple[float, Reservation]] = {}
         self._pending: list[_Pending] = []
+        self._pending_since = 0.0  # loop.time() when the oldest uncarried settlement queued
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -277,6 +278,7 @@ class RedisLimiter:
         if not self._pending:
             return await self._eval(lua.RESERVE, keys, args)
         batch, self._pending = self._pending[: self._batch_size], self._pending[self._batch_size :]
+        self._pending_since = asyncio.get_running_loop().time()  # for what is left, if any
         ops = _merge(op for ops, _ in batch for op in ops)
         try:
             settle_keys, settle_args = self._settle_call(ops)
@@ -350,6 +352,8 @@ class RedisLimiter:
             ops.append(("z", slots, r.id))
         done = asyncio.get_running_loop().create_future()
         self._pending.append((ops, done))
+        if len(self._pending) == 1:
+            self._pending_since = asyncio.get_running_loop().time()
         if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
             self._wakeup.set()  # arm the flusher: it waits `flush_interval` for a reserve to carry them
         await done
@@ -368,9 +372,13 @@ class RedisLimiter:
                         await self._wakeup.wait()
                 except TimeoutError:
                     pass
-            if 0 < len(self._pending) < self._batch_size and not self._stopping:
-                # let the next reserve carry them in its round trip; flush alone after that
-                await asyncio.sleep(self._flush_interval)
+            # Let reservations carry the queued settlements in their round trips; flush
+            # alone only what has waited `flush_interval` without a reservation to ride on.
+            while 0 < len(self._pending) < self._batch_size and not self._stopping:
+                left = self._pending_since + self._flush_interval - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.sleep(left)
             self._wakeup.clear()
             renew = loop.time() >= next_renewal
             if renew:

@@ -20,6 +20,7 @@ __all__ = [
     "ModelConfig",
     "ObservabilityConfig",
     "OpenAIProviderConfig",
+    "OperatorLimits",
     "Price",
     "ProviderConfig",
     "RouteConfig",
@@ -90,9 +91,21 @@ class RoutingConfig(Strict):
     """Seconds an open breaker waits before one half-open probe."""
 
 
+class OperatorLimits(Strict):
+    """Limits on the operator (the admin key used as a gateway credential)."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    budget_day_usd: float | None = Field(default=None, ge=0)
+    budget_month_usd: float | None = Field(default=None, ge=0)
+
+
 class AccessConfig(Strict):
     admin_key_is_gateway_key: bool = True
-    """The admin key also works as a gateway credential (principal `admin`, unlimited)."""
+    """The admin key also works as a gateway credential (principal `admin`)."""
+    operator_limits: OperatorLimits = Field(default_factory=OperatorLimits)
+    """The operator is unlimited unless these are set."""
     shadow_agents: Literal["refuse", "flag"] = "refuse"
     """A request naming an agent the registry does not know: refused (403) or only flagged."""
     require_agent: bool = False

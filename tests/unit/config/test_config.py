@@ -16,7 +16,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 def _models() -> list[type[BaseModel]]:
     return [
-        schema.GatewayConfig, schema.RoutingConfig, schema.ObservabilityConfig, schema.AccessConfig,
+        schema.GatewayConfig, schema.RoutingConfig, schema.ObservabilityConfig, schema.AccessConfig, schema.OperatorLimits,
         schema.OpenAIProviderConfig, schema.AzureOpenAIProviderConfig,
         schema.AnthropicProviderConfig, schema.LocalProviderConfig, schema.ModelConfig,
         schema.Price, schema.RouteConfig,
