@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -36,6 +37,8 @@ __all__ = [
     "eventually",
     "gateways",
     "open_backend",
+    "postgres_base",
+    "redis_url",
     "start_gateway",
 ]
 
@@ -54,7 +57,8 @@ class Backend:
     redis: str | None
 
 
-def _postgres_base() -> str:
+def postgres_base() -> str:
+    """The test PostgreSQL URL; skips when unreachable unless the variable is set."""
     configured = os.environ.get("LOCKGATE_TEST_POSTGRES_URL")
     url = make_url(configured or PG_DEFAULT).set(drivername="postgresql").render_as_string(hide_password=False)
     try:
@@ -66,9 +70,13 @@ def _postgres_base() -> str:
     return url
 
 
-def _redis_url() -> str:
+def redis_url(db: int | None = None) -> str:
+    """The test Redis URL (on database `db` when given); skips when unreachable unless
+    the variable is set."""
     configured = os.environ.get("LOCKGATE_TEST_REDIS_URL")
     url = configured or REDIS_DEFAULT
+    if db is not None:
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
@@ -87,14 +95,14 @@ def open_backend(kind: str, tmp: Path) -> Generator[Backend]:
     if kind == "sqlite":
         yield Backend("sqlite", f"sqlite:///{tmp / 'lockgate.db'}", None)
         return
-    base = _postgres_base()
-    redis_url = _redis_url()
+    base = postgres_base()
+    redis_address = redis_url()
     schema = f"lge2e_{uuid.uuid4().hex}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
         url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield Backend("postgres", url.render_as_string(hide_password=False), redis_url)
+        yield Backend("postgres", url.render_as_string(hide_password=False), redis_address)
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

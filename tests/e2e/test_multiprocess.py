@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anthropic
 import httpx
@@ -35,11 +35,10 @@ import redis
 from psycopg import sql
 from sqlalchemy import make_url
 from tests.conftest import ADMIN_KEY, Server, free_port, gateway_config, start_server
+from tests.e2e.access_support import postgres_base, redis_url
 
 from lockgate.testing import FakeProvider
 
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 REDIS_DB = 11
 PREFIX = "{lockgate:limits}"
 
@@ -63,33 +62,6 @@ routes = [ { provider = "ant", model = "fake-gap-0.15" } ]
 routes = [ { provider = "oai", model = "fake-slow-2-gap-0.1" } ]
 """
 LONG = " ".join(f"word{i}" for i in range(60))  # ~60 stream events, 0.15 s apart
-
-
-def _postgres_base() -> str:
-    configured = os.environ.get("LOCKGATE_TEST_POSTGRES_URL")
-    url = make_url(configured or PG_DEFAULT).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        if configured:
-            pytest.fail(f"LOCKGATE_TEST_POSTGRES_URL is set but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_DEFAULT}")
-    return url
-
-
-def _redis_url() -> str:
-    configured = os.environ.get("LOCKGATE_TEST_REDIS_URL")
-    url = urlunsplit(urlsplit(configured or REDIS_DEFAULT)._replace(path=f"/{REDIS_DB}"))
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if configured:
-            pytest.fail(f"LOCKGATE_TEST_REDIS_URL is set but unreachable: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_DEFAULT}")
-    finally:
-        client.close()
-    return url
 
 
 @dataclass
@@ -133,12 +105,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    base, redis_url = _postgres_base(), _redis_url()
+    base, redis_address = postgres_base(), redis_url(REDIS_DB)
     schema = f"lgmp_{uuid.uuid4().hex}"
     db = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
     tmp = tmp_path_factory.mktemp("cluster")
-    text = gateway_config(fake.url, EXTRA).replace("[gateway]\n", f'[gateway]\ndatabase = "{db}"\nredis = "{redis_url}"\n', 1)
-    r = redis.Redis.from_url(redis_url)
+    text = gateway_config(fake.url, EXTRA).replace("[gateway]\n", f'[gateway]\ndatabase = "{db}"\nredis = "{redis_address}"\n', 1)
+    r = redis.Redis.from_url(redis_address)
     r.flushdb()
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -618,7 +590,7 @@ class CuttableProxy:
 
 
 def test_a_redis_outage_shows_in_health_and_recovery_too(fake: FakeProvider, tmp_path: Path) -> None:
-    target = urlsplit(_redis_url())
+    target = urlsplit(redis_url(REDIS_DB))
     proxy = CuttableProxy((target.hostname or "127.0.0.1", target.port or 6379))
     url = f"redis://127.0.0.1:{proxy.port}/{REDIS_DB}"
     text = gateway_config(fake.url, "\n[access]\nrefresh_interval = 0.05\n").replace(
