@@ -3,8 +3,6 @@ policy version), recorded on the request with the policies that decided it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from lockgate.access.policy import PolicyEngine
 from lockgate.access.policy_entities import PolicyEntities, PolicyRecords
 from lockgate.access.policy_request import (
@@ -64,8 +62,3 @@ class AuthorizeStage:
     async def complete(self, ctx: RequestContext) -> None:
         return None
 
-
-def make_authorize(engine: PolicyEngine, state: Callable[[], AccessState]) -> AuthorizeStage:
-    stage = AuthorizeStage(engine)
-    stage.on_state_change(state())
-    return stage

@@ -45,13 +45,13 @@ class IdentifyStage:
         self,
         admin_key: str | None,
         *,
-        state: Callable[[], AccessState] | None = None,
+        state: Callable[[], AccessState],
         config: AccessConfig | None = None,
         shadows: ShadowRecorder | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._admin_key = admin_key.encode() if admin_key else None
-        self._state = state or AccessState
+        self._state = state
         self._config = config or AccessConfig()
         self._shadows = shadows
         self._clock = clock

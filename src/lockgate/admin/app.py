@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from lockgate.access.policy_test import run_policy_test
@@ -275,6 +275,3 @@ def _grant_requester(request: Request, agent: str, admin_key: str | None, state:
         raise PermissionDenied("A key may only request grants for the agent it is bound to.")
     return key.prefix
 
-
-def admin_json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from lockgate.core.context import Dialect, RequestContext
 from lockgate.core.pipeline import Pipeline
 from lockgate.core.types import ChatRequest, StreamEvent
-from lockgate.errors import LockgateError, MethodNotAllowed
+from lockgate.errors import LockgateError
 from lockgate.gateway import anthropic_wire, openai_wire
 from lockgate.gateway.edge import credential_of, error_response, read_body, request_id_of
 
@@ -198,6 +198,3 @@ def _sse(frames: AsyncIterator[bytes], request_id: str) -> StreamingResponse:
         frames, media_type="text/event-stream", headers={**_SSE_HEADERS, "x-request-id": request_id}
     )
 
-
-def method_not_allowed(dialect: Dialect, request_id: str) -> Response:
-    return error_response(MethodNotAllowed("Method not allowed."), dialect, request_id)
