@@ -10,6 +10,9 @@ each wire dialect. The gateway renders them in exactly one place
     │   ├── InvalidRequest             400 invalid_request
     │   ├── AuthenticationFailed       401 invalid_api_key
     │   ├── PermissionDenied           403 permission_denied
+    │   │   ├── ApprovalDenied         403 approval_denied (a reviewer said no)
+    │   │   └── ApprovalTimedOut       403 approval_timeout (no reviewer in time)
+    │   ├── ApprovalPending            202 approval_pending (held; poll the approval id)
     │   ├── NotFound                   404 not_found
     │   │   └── ModelNotFound          404 model_not_found
     │   ├── MethodNotAllowed           405 method_not_allowed
@@ -32,6 +35,9 @@ each wire dialect. The gateway renders them in exactly one place
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalDenied",
+    "ApprovalPending",
+    "ApprovalTimedOut",
     "AuthenticationFailed",
     "BudgetExceeded",
     "ClientError",
@@ -129,6 +135,26 @@ class PermissionDenied(ClientError):
     status = 403
     code = "permission_denied"
     openai_type = "permission_error"
+
+
+class ApprovalDenied(PermissionDenied):
+    code = "approval_denied"
+
+
+class ApprovalTimedOut(PermissionDenied):
+    code = "approval_timeout"
+
+
+class ApprovalPending(ClientError):
+    """Not an error for the caller: the request is held for a human (async mode).
+    The edge answers 202 with the approval id to poll; `approval_id` names it."""
+
+    status = 202
+    code = "approval_pending"
+
+    def __init__(self, message: str, *, approval_id: str) -> None:
+        super().__init__(message)
+        self.approval_id = approval_id
 
 
 class NotFound(ClientError):

@@ -134,6 +134,11 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> tuple[dict[str, 
         key = getattr(provider, "api_key", None)
         if isinstance(key, str):
             refs.append((f"providers.{name}.api_key", key))
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        listed = getattr(section, "secret_refs", None)
+        if callable(listed):
+            refs += [(f"{section_name}.{where}", ref) for where, ref in listed()]
     secrets: dict[str, str] = {}
     missing: list[str] = []
     for where, ref in refs:

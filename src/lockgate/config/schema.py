@@ -6,9 +6,11 @@ here appears there. Unknown keys are errors (`extra="forbid"`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from lockgate.config._base import SecretRef, Strict, secret
 
 __all__ = [
     "AccessConfig",
@@ -28,35 +30,6 @@ __all__ = [
     "SecretRef",
 ]
 
-_SECRET_PREFIXES = ("env::", "file::")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(str):
-    """A secret named by where it lives: `env::NAME` or `file::/path`. The value is
-    resolved by the loader into `Config.secrets`; this string is only the name."""
-
-    @classmethod
-    def check(cls, value: str) -> SecretRef:
-        if not value.startswith(_SECRET_PREFIXES) or len(value.split("::", 1)[1]) == 0:
-            raise ValueError(
-                "secrets are named by where they live, e.g. \"env::OPENAI_API_KEY\" or "
-                "\"file::/run/secrets/key\"; never write the secret itself in the file"
-            )
-        return cls(value)
-
-
-def _secret(value: Any) -> SecretRef | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError("must be a string like \"env::NAME\"")
-    return SecretRef.check(value)
-
-
 class GatewayConfig(Strict):
     admin_key: str | None = None
     """Bearer token for /admin and, until virtual keys exist, for the gateway."""
@@ -68,7 +41,7 @@ class GatewayConfig(Strict):
     request_timeout: float = Field(default=600.0, gt=0)
     """Upper bound on one request, all retries and fallbacks included (seconds)."""
 
-    _v_admin = field_validator("admin_key", mode="before")(staticmethod(_secret))
+    _v_admin = field_validator("admin_key", mode="before")(staticmethod(secret))
 
 
 class RoutingConfig(Strict):
@@ -139,7 +112,7 @@ class OpenAIProviderConfig(Strict):
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
-    _v_key = field_validator("api_key", mode="before")(staticmethod(_secret))
+    _v_key = field_validator("api_key", mode="before")(staticmethod(secret))
 
 
 class AzureOpenAIProviderConfig(Strict):
@@ -150,7 +123,7 @@ class AzureOpenAIProviderConfig(Strict):
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
-    _v_key = field_validator("api_key", mode="before")(staticmethod(_secret))
+    _v_key = field_validator("api_key", mode="before")(staticmethod(secret))
 
 
 class AnthropicProviderConfig(Strict):
@@ -162,7 +135,7 @@ class AnthropicProviderConfig(Strict):
     """Sent when a client (e.g. an OpenAI-dialect one) gives no max_tokens, which Anthropic requires."""
     headers: dict[str, str] = Field(default_factory=dict)
 
-    _v_key = field_validator("api_key", mode="before")(staticmethod(_secret))
+    _v_key = field_validator("api_key", mode="before")(staticmethod(secret))
 
 
 class LocalProviderConfig(Strict):

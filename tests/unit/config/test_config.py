@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,21 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
 def _models() -> list[type[BaseModel]]:
-    return [
-        schema.GatewayConfig, schema.RoutingConfig, schema.ObservabilityConfig, schema.AccessConfig, schema.OperatorLimits,
-        schema.OpenAIProviderConfig, schema.AzureOpenAIProviderConfig,
-        schema.AnthropicProviderConfig, schema.LocalProviderConfig, schema.ModelConfig,
-        schema.Price, schema.RouteConfig,
-    ]
+    """Every section model reachable from the root `Config`, nested ones included."""
+    found: list[type[BaseModel]] = []
+
+    def walk(tp: object) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in found:
+                return
+            found.append(tp)
+            for field in tp.model_fields.values():
+                walk(field.annotation)
+        for arg in typing.get_args(tp):
+            walk(arg)
+
+    walk(schema.Config)
+    return [m for m in found if m is not schema.Config]
 
 
 def test_every_setting_is_documented() -> None:

@@ -48,7 +48,7 @@ from lockgate.store import (
 )
 from lockgate.store._engine import normalise_url
 from lockgate.store.migrations import VERSION_TABLE, head_revision
-from lockgate.store.tables import metadata
+from lockgate.store.all_tables import metadata
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -132,7 +132,7 @@ async def test_migrations_are_idempotent_and_keep_data(db_url: str, clock: FakeC
     engine = create_engine(_sync_engine_url(db_url))
     with engine.connect() as conn:
         revision = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        assert revision.get_current_revision() == head_revision() == "0001_access_control"
+        assert revision.get_current_revision() == head_revision() == "0005_evaluations"
         assert conn.execute(text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar() == 1
     engine.dispose()
 

@@ -1,0 +1,1 @@
+"""Human oversight: requests and tool calls held for a reviewer. See docs/oversight.md."""

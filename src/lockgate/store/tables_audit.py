@@ -1,0 +1,5 @@
+"""Audit ledger and approvals: the tables, on the shared `metadata` (see `tables.py` for the conventions)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

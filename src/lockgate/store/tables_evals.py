@@ -1,0 +1,5 @@
+"""Datasets, evaluation runs and gate results: the tables, on the shared `metadata` (see `tables.py` for the conventions)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
