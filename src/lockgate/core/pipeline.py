@@ -79,6 +79,7 @@ class Pipeline:
         ctx.usage = response.usage
         ctx.finish_reasons = [c.finish_reason for c in response.choices]
         await self._complete(ctx, admitted)
+        _raise_fatal(ctx)
         return response
 
     async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
@@ -92,6 +93,7 @@ class Pipeline:
         ctx.response_model = response.model
         ctx.usage = response.usage
         await self._complete(ctx, admitted)
+        _raise_fatal(ctx)
         return response
 
     async def open_stream(self, ctx: RequestContext) -> AsyncIterator[StreamEvent]:
@@ -164,6 +166,7 @@ class Pipeline:
             # in it (anyio's cancel scopes): the upstream must still be closed and every
             # stage completed (slots freed, usage settled and recorded), in a task of its own.
             await _run_to_end(self._end_stream(ctx, events, admitted))
+        _raise_fatal(ctx)  # e.g. the audit event could not be made durable: no clean end
 
     async def _end_stream(
         self, ctx: RequestContext, events: AsyncIterator[StreamEvent], admitted: list[Stage]
@@ -190,6 +193,15 @@ class Pipeline:
     async def _complete(self, ctx: RequestContext, admitted: list[Stage]) -> None:
         for stage in reversed(admitted):
             await stage.complete(ctx)
+
+
+def _raise_fatal(ctx: RequestContext) -> None:
+    """A `complete` hook may not raise, but it may veto the answer: it sets
+    `ctx.attrs["fatal"]` to an error (the audit stage does, when the ledger is down)."""
+    fatal: LockgateError | None = ctx.attrs.get("fatal")
+    if fatal is not None:
+        ctx.error = fatal
+        raise fatal
 
 
 _ENDING: set[asyncio.Task[None]] = set()  # strong references while they run

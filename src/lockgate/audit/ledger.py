@@ -1,0 +1,335 @@
+"""The ledger: `record()` appends an event and returns once it is durable.
+
+Group commit: `record` validates the event (against the published schema), seals its
+payloads, queues it and waits; one writer task takes everything queued (up to
+`max_batch`) and appends it in one transaction under the ledger lock (see
+`store/_audit.py`), then wakes every waiter. Under load a commit carries many
+events, so the cost of durability is shared; when idle, an event commits at once.
+
+Checkpoints: every `checkpoint_interval` seconds while events arrive, and on demand
+(`checkpoint()`), a signed tree head is added. Retention: payloads older than
+`retention_days` are deleted hourly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from lockgate.audit import merkle
+from lockgate.audit.canonical import canonical
+from lockgate.audit.checkpoint import Signer, rfc3339
+from lockgate.audit.crypto import PayloadCipher
+from lockgate.audit.event import AuditEvent, actor_of, digest
+from lockgate.config.audit import AuditConfig
+from lockgate.core.context import Principal
+from lockgate.core.ids import uuid7
+from lockgate.errors import InvalidRequest, LockgateError
+from lockgate.store._audit import SealedEvent
+
+if TYPE_CHECKING:
+    from lockgate.store import Store
+
+__all__ = ["AuditUnavailable", "Ledger", "row_of"]
+
+_log = logging.getLogger("lockgate.audit")
+
+
+class AuditUnavailable(LockgateError):
+    """The ledger could not make an event durable, so the request is not answered."""
+
+    status = 503
+    code = "audit_unavailable"
+    openai_type = "server_error"
+
+
+class _Pending:
+    __slots__ = ("event", "future", "payload")
+
+    def __init__(self, event: AuditEvent, payload: dict[str, Any] | None, future: asyncio.Future[int]) -> None:
+        self.event = event
+        self.payload = payload
+        self.future = future
+
+
+def row_of(event: AuditEvent, body: str, chain: str) -> dict[str, Any]:
+    """The `audit_events` row of an event: its body and the fields copied out for search."""
+    target = event.target
+    return {
+        "seq": event.seq,
+        "id": event.id,
+        "time": datetime.fromisoformat(event.time),
+        "type": event.type,
+        "request_id": event.request_id,
+        "principal": event.actor.principal if event.actor else None,
+        "agent": event.actor.agent if event.actor else None,
+        "model": target.model if target else None,
+        "decision": event.decision.effect if event.decision else None,
+        "status": event.status,
+        "body": body,
+        "chain": chain,
+    }
+
+
+def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent, str, str]:
+    event = msgspec.structs.replace(event, seq=seq)
+    body = canonical(msgspec.to_builtins(event)).decode()
+    leaf = merkle.leaf_hash(body.encode())
+    chain = hashlib.sha256(bytes.fromhex(prev_chain) + leaf).hexdigest()
+    return event, body, chain
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: Store,
+        config: AuditConfig,
+        *,
+        signer: Signer,
+        cipher: PayloadCipher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.signer = signer
+        self._cipher = cipher
+        self._clock = clock
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._since_checkpoint = 0
+        self._checkpoint_lock = asyncio.Lock()
+        self.commits = 0  # group commits done (benchmarks read it)
+        self.committed = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._writer(), name="audit-writer"))
+        if self.config.checkpoint_interval > 0:
+            self._tasks.append(loop.create_task(self._checkpoints(), name="audit-checkpoints"))
+        self._tasks.append(loop.create_task(self._retention(), name="audit-retention"))
+
+    async def aclose(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._tasks:
+            writer = self._tasks[0]
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    # --- appending --------------------------------------------------------------------
+
+    async def record(
+        self,
+        type: str,
+        *,
+        actor: Principal | Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        trace_id: str | None = None,
+        target: Mapping[str, Any] | None = None,
+        input: Any = None,
+        output: Any = None,
+        decision: Mapping[str, Any] | None = None,
+        guard: Sequence[Mapping[str, Any]] = (),
+        cost_usd: float | None = None,
+        latency_ms: float | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+        reasoning: str | None = None,
+        subject: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one event; returns its sequence number once it is durable."""
+        fields: dict[str, Any] = {"seq": 0, "id": uuid7(), "time": rfc3339(self._clock()), "type": type}
+        actor_fields = actor_of(actor) if isinstance(actor, Principal) or actor is None else dict(actor)
+        for name, value in (
+            ("actor", actor_fields),
+            ("target", {k: v for k, v in (target or {}).items() if v is not None} or None),
+            ("request_id", request_id),
+            ("trace_id", trace_id),
+            ("decision", dict(decision) if decision else None),
+            ("cost_usd", cost_usd),
+            ("latency_ms", None if latency_ms is None else round(latency_ms, 3)),
+            ("status", status),
+            ("error", error),
+            ("reason", reason),
+            ("subject", subject),
+        ):
+            if value is not None:
+                fields[name] = value
+        if guard:
+            fields["guard"] = [dict(g) for g in guard]
+        if data:
+            fields["data"] = dict(data)
+        payload: dict[str, Any] = {}
+        if input is not None:
+            fields["input_sha256"] = digest(input)
+            if self.config.capture_content:
+                payload["input"] = input
+        if output is not None:
+            fields["output_sha256"] = digest(output)
+            if self.config.capture_content:
+                payload["output"] = output
+        if reasoning is not None:
+            fields["reasoning_sha256"] = digest(reasoning)
+            payload["reasoning"] = reasoning  # attached on purpose: always kept
+        try:
+            event = msgspec.convert(fields, AuditEvent)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"Invalid audit event: {exc}") from None
+        payload_row = await self._payload_row(event, payload) if payload else None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(event, payload_row, future))
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> dict[str, Any]:
+        plain = canonical(payload)
+        if self._cipher is None:
+            return {"subject": event.subject, "scheme": "plain", "nonce": None, "data": plain, "created_at": self._clock()}
+        subject = event.subject or "unattributed"
+        nonce, data = await self._cipher.seal(subject, event.id, plain)
+        return {"subject": subject, "scheme": "aes-256-gcm", "nonce": nonce, "data": data, "created_at": self._clock()}
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._queue[: self.config.max_batch]
+                del self._queue[: len(batch)]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        def seal(i: int, seq: int, prev: str) -> SealedEvent:
+            pending = batch[i]
+            event, body, chain = seal_body(pending.event, seq, prev)
+            payload = None if pending.payload is None else {**pending.payload, "seq": seq}
+            return SealedEvent(row_of(event, body, chain), chain, payload)
+
+        try:
+            seqs = await self.store.append_audit(len(batch), seal)
+        except Exception as exc:
+            _log.error("audit write failed: %s", type(exc).__name__)
+            failure = AuditUnavailable("The audit ledger could not record this request, so it was not answered.")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
+            return
+        self.commits += 1
+        self.committed += len(batch)
+        self._since_checkpoint += len(batch)
+        for pending, seq in zip(batch, seqs, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(seq)
+
+    # --- checkpoints and retention --------------------------------------------------------
+
+    async def checkpoint(self) -> dict[str, Any] | None:
+        """Sign a tree head over every event so far; None when there is nothing new."""
+        async with self._checkpoint_lock:
+            last = await self.store.latest_checkpoint()
+            if last is None:
+                tree, start = merkle.CompactTree(), 1
+            else:
+                nodes = [bytes.fromhex(h) for h in json.loads(last["frontier"])]
+                tree = merkle.CompactTree.from_state(int(last["tree_size"]), nodes)
+                start = tree.size + 1
+            size, _ = await self.store.audit_tail()
+            if size < start:
+                return None
+            async for _, body in self.store.audit_bodies(start, size):
+                tree.append(merkle.leaf_hash(body.encode()))
+            row = self.signer.checkpoint(tree.size, tree.root(), tree.nodes, self._clock())
+            self._since_checkpoint = 0
+            await self.store.add_checkpoint(row)
+            return row
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval)
+            if self._since_checkpoint == 0:
+                continue
+            try:
+                await self.checkpoint()
+            except Exception as exc:
+                _log.warning("audit checkpoint failed: %s", type(exc).__name__)
+
+    async def _retention(self) -> None:
+        while True:
+            try:
+                cutoff = self._clock() - timedelta(days=self.config.retention_days)
+                removed = await self.store.prune_payloads(cutoff)
+                if removed:
+                    _log.info("audit retention removed %d payloads", removed)
+            except Exception as exc:
+                _log.warning("audit retention failed: %s", type(exc).__name__)
+            await asyncio.sleep(3600)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        *,
+        type: str | None = None,
+        request_id: str | None = None,
+        agent: str | None = None,
+        principal: str | None = None,
+        model: str | None = None,
+        decision: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events, newest first, as the published schema shapes them (plus `chain`)."""
+        filters = {
+            k: v
+            for k, v in (
+                ("type", type), ("request_id", request_id), ("agent", agent),
+                ("principal", principal), ("model", model), ("decision", decision),
+            )
+            if v is not None
+        }
+        rows = await self.store.search_audit(
+            filters=filters, since=since, until=until, before_seq=before_seq, limit=max(1, min(limit, 1000))
+        )
+        return [{**json.loads(body), "chain": chain} for _, body, chain in rows]
+
+    async def payload(self, seq: int, event_id: str) -> dict[str, Any] | None:
+        """The event's payloads in clear; None when none is kept (or it was shredded)."""
+        row = await self.store.audit_payload(seq)
+        if row is None:
+            return None
+        data = bytes(row["data"])
+        if row["scheme"] != "plain":
+            if self._cipher is None:
+                return None
+            opened = await self._cipher.open(str(row["subject"]), event_id, bytes(row["nonce"]), data)
+            if opened is None:
+                return None
+            data = opened
+        return json.loads(data)
+
+    async def shred(self, subject: str) -> bool:
+        if self._cipher is not None:
+            self._cipher.forget(subject)
+        return await self.store.shred_subject(subject)

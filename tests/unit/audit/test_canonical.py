@@ -1,0 +1,39 @@
+"""The fast canonical form is byte-identical to the RFC 8785 reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lockgate.audit.canonical import canonical
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json: Any = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json)
+@settings(max_examples=600, deadline=None)
+def test_matches_the_reference(value: Any) -> None:
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+def test_edge_floats_and_keys() -> None:
+    for value in [1.0, -0.0, 1e-6, 1e-7, 1e16, 1e21, 5e-324, 0.1, 123.456, 2.0**53, 1e15]:
+        assert canonical({"x": value}) == rfc8785.dumps({"x": value})
+    assert canonical({"\ue000": 1, "😀": 2}) == rfc8785.dumps({"\ue000": 1, "😀": 2})
+    assert canonical({"b": [1, {"d": None, "c": True}], "a": "é\u2028"}) == rfc8785.dumps(
+        {"b": [1, {"d": None, "c": True}], "a": "é\u2028"}
+    )
