@@ -3,6 +3,7 @@ credential and the request id, render errors in the caller's dialect."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -11,7 +12,7 @@ from starlette.responses import Response
 
 from lockgate.core.context import Dialect
 from lockgate.core.ids import is_safe_request_id, uuid7
-from lockgate.errors import InvalidRequest, LockgateError, PayloadTooLarge
+from lockgate.errors import ApprovalPending, InvalidRequest, LockgateError, PayloadTooLarge
 from lockgate.gateway import anthropic_wire, openai_wire
 
 __all__ = ["credential_of", "error_response", "read_body", "request_id_of"]
@@ -63,6 +64,16 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def error_response(err: LockgateError, dialect: Dialect, request_id: str) -> Response:
+    if isinstance(err, ApprovalPending):  # not an error: 202 and the approval to poll
+        body = json.dumps({
+            "id": err.approval_id,
+            "object": "lockgate.approval",
+            "status": "pending",
+            "message": err.message,
+            "poll": f"/v1/approvals/{err.approval_id}",
+        }).encode()
+        headers = {"x-request-id": request_id, "location": f"/v1/approvals/{err.approval_id}"}
+        return Response(body, status_code=202, headers=headers, media_type="application/json")
     if dialect == "anthropic":
         body = anthropic_wire.error_body(err, request_id=request_id)
     else:
