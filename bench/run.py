@@ -42,8 +42,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COMPLETIONS = "/v1/chat/completions"
 CONFIG_UPSTREAM = "127.0.0.1:18080"  # the upstream address written in the committed configs
-TARGETS = ("direct", "lockgate", "lockgate-keys", "lockgate-redis", "litellm", "litellm-keys")
-DEFAULT_TARGETS = "direct,lockgate,lockgate-keys,lockgate-redis,litellm,litellm-keys"
+TARGETS = ("direct", "lockgate", "lockgate-noaudit", "lockgate-keys", "lockgate-redis", "litellm", "litellm-keys")
+DEFAULT_TARGETS = "direct,lockgate,lockgate-noaudit,lockgate-keys,lockgate-redis,litellm,litellm-keys"
 TTFT_BODY: dict[str, Any] = {
     "model": "bench",
     "messages": [{"role": "user", "content": "Say hello."}],
@@ -118,7 +118,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _config(
-    template: str, upstream_port: int, out: Path, name: str = "", gateway: tuple[str, ...] = ()
+    template: str, upstream_port: int, out: Path, name: str = "", gateway: tuple[str, ...] = (), extra: str = ""
 ) -> Path:
     """A copy of a committed config with the upstream's port; for lockgate, `gateway`
     lines are added to its [gateway] table."""
@@ -126,7 +126,7 @@ def _config(
     if gateway:
         text = text.replace("[gateway]\n", "[gateway]\n" + "".join(f"{ln}\n" for ln in gateway), 1)
     path = out / (name or template)
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
 
 
@@ -139,8 +139,12 @@ def _targets(run: Run, port_for: dict[str, int]) -> list[Target]:
         port = str(port_for.get(name, 0))
         if name == "direct":
             out.append(Target("direct", [], "/healthz"))
-        elif name == "lockgate":
-            config = _config("lockgate.toml", run.upstream_port, run.out)
+        elif name in ("lockgate", "lockgate-noaudit"):
+            # Both on their own SQLite file; `lockgate` keeps the audit ledger (the
+            # default), `lockgate-noaudit` turns it off: their ratio is the ledger's cost.
+            lines = (f'database = "sqlite:///{run.out / name}.db"',)
+            extra = "\n[audit]\nenabled = false\n" if name == "lockgate-noaudit" else ""
+            config = _config("lockgate.toml", run.upstream_port, run.out, f"{name}.toml", lines, extra)
             argv = [run.args.lockgate, "serve", "--config", str(config)]
             out.append(Target(name, [*argv, "--port", port], "/healthz"))
         elif name in ("lockgate-keys", "lockgate-redis"):

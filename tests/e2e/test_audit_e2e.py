@@ -258,3 +258,14 @@ def test_cli_verify_export_and_tamper(gw: tuple[Server, Path]) -> None:
     failed = _cli(tmp, "audit", "verify")
     assert failed.returncode == 1
     assert f"seq {seq}:" in failed.stderr
+
+
+def test_stream_event_is_durable_before_the_stream_ends(gw: tuple[Server, Path]) -> None:
+    srv, _ = gw
+    stream = _client(srv.url).chat.completions.with_raw_response.create(
+        model="fast", messages=[{"role": "user", "content": "stream it"}], stream=True)
+    rid = stream.headers["x-request-id"]
+    text = "".join((c.choices[0].delta.content or "") for c in stream.parse() if c.choices)
+    found = _admin(srv, "GET", "/audit", params={"request_id": rid}).json()["data"]
+    assert len(found) == 1
+    assert found[0]["output_sha256"] == hashlib.sha256(json.dumps(text, ensure_ascii=False).encode()).hexdigest()

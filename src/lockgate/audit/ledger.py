@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lockgate.audit import merkle
-from lockgate.audit.canonical import canonical
+from lockgate.audit.canonical import canonical, is_plain_float
 from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
 from lockgate.audit.event import AuditEvent, actor_of, digest
@@ -79,9 +79,25 @@ def row_of(event: AuditEvent, body: str, chain: str) -> dict[str, Any]:
     }
 
 
+def _body_bytes(event: AuditEvent) -> bytes:
+    """The event's RFC 8785 bytes. Its keys are ASCII and its strings need nothing, so
+    unless a float is one msgspec would write differently, or `data` (free-form) is
+    set, msgspec's sorted output is already canonical."""
+    plain = not event.data and all(
+        x is None or is_plain_float(x)
+        for x in (event.cost_usd, event.latency_ms, *(g.score for g in event.guard))
+    )
+    if plain:
+        return _sorted(event)
+    return canonical(msgspec.to_builtins(event))
+
+
+_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
 def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent, str, str]:
     event = msgspec.structs.replace(event, seq=seq)
-    body = canonical(msgspec.to_builtins(event)).decode()
+    body = _body_bytes(event).decode()
     leaf = merkle.leaf_hash(body.encode())
     chain = hashlib.sha256(bytes.fromhex(prev_chain) + leaf).hexdigest()
     return event, body, chain

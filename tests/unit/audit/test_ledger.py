@@ -288,3 +288,35 @@ async def test_postgres_role_needs_only_insert_and_select(tmp_path: Path) -> Non
                 conn.exec_driver_sql(f"DROP OWNED BY {role}")
                 conn.exec_driver_sql(f"DROP ROLE {role}")
             engine.dispose()
+
+
+async def test_crypto_shredding_erases_payloads_and_keeps_proofs(tmp_path: Path) -> None:
+    import base64
+    import os
+
+    from lockgate.audit.crypto import PayloadCipher
+
+    with open_backend("sqlite", tmp_path) as backend:
+        store = await Store.open(backend.database)
+        signer = load_signer(None, None)
+        cipher = PayloadCipher(os.urandom(32), store)
+        ledger = Ledger(store, AuditConfig(checkpoint_interval=0, capture_content=True), signer=signer, cipher=cipher)
+        await ledger.start()
+        try:
+            a = await ledger.record("gateway.request", input="alice's secret prompt", subject="alice")
+            b = await ledger.record("gateway.request", input="bob's prompt", subject="bob")
+            raw = await store.audit_payload(a)
+            assert raw is not None and raw["scheme"] == "aes-256-gcm" and b"alice" not in bytes(raw["data"])
+            event_a = (await ledger.search(request_id=None, limit=10))[-1]
+            assert (await ledger.payload(a, event_a["id"])) == {"input": "alice's secret prompt"}
+            await ledger.checkpoint()
+            assert await ledger.shred("alice")
+            assert await ledger.payload(a, event_a["id"]) is None
+            event_b = (await ledger.search(limit=10))[0]
+            assert (await ledger.payload(b, event_b["id"])) == {"input": "bob's prompt"}
+            report = verify_database(backend.database, trusted_keys={signer.public_b64})
+            assert report.ok and report.events == 2
+            assert base64.b64decode(signer.public_b64)
+        finally:
+            await ledger.aclose()
+            await store.aclose()
