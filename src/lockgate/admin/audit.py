@@ -111,6 +111,10 @@ def include_audit_routes(app: FastAPI, require_admin: Callable[..., str], gatewa
     ) -> dict[str, Any]:
         return await inclusion(ledger().store, seq, tree_size)
 
+    _approval_routes(app, require_admin, gateway)
+
+
+def _approval_routes(app: FastAPI, require_admin: Callable[..., str], gateway: Callable[[], Any]) -> None:
     @app.get("/approvals")
     async def list_approvals(
         status: Literal["pending", "approved", "denied", "expired", "consumed"] | None = None,

@@ -18,6 +18,8 @@ import base64
 import binascii
 import os
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,7 +32,9 @@ _NONCE = 12
 
 
 class SubjectKeys(Protocol):
-    async def subject_key(self, subject: str, make: object, now: object) -> bytes: ...
+    """Where wrapped subject keys live (the store's audit mixin)."""
+
+    async def subject_key(self, subject: str, make: Callable[[], bytes], now: datetime) -> bytes: ...
     async def find_subject_key(self, subject: str) -> bytes | None: ...
 
 
@@ -45,7 +49,7 @@ def parse_master_key(value: str) -> bytes:
 
 
 class PayloadCipher:
-    def __init__(self, master_key: bytes, store: object, *, cache_seconds: float = 60.0) -> None:
+    def __init__(self, master_key: bytes, store: SubjectKeys, *, cache_seconds: float = 60.0) -> None:
         self._master = AESGCM(master_key)
         self._store = store
         self._cache: dict[str, tuple[float, AESGCM]] = {}
@@ -63,15 +67,12 @@ class PayloadCipher:
         hit = self._cache.get(subject)
         if hit is not None and now - hit[0] < self._cache_seconds:
             return hit[1]
-        from datetime import UTC, datetime
-
         store = self._store
+        wrapped: bytes | None
         if create:
-            wrapped: bytes | None = await store.subject_key(  # type: ignore[attr-defined]
-                subject, lambda: self._wrap(subject), datetime.now(UTC)
-            )
+            wrapped = await store.subject_key(subject, lambda: self._wrap(subject), datetime.now(UTC))
         else:
-            wrapped = await store.find_subject_key(subject)  # type: ignore[attr-defined]
+            wrapped = await store.find_subject_key(subject)
         if wrapped is None:
             self._cache.pop(subject, None)
             return None

@@ -68,7 +68,7 @@ class Actor(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     user: str | None = None
     team: str | None = None
     agent: str | None = None
-    delegation: list[str] = msgspec.field(default_factory=list)
+    delegation: list[str] = msgspec.field(default_factory=lambda: [])
     shadow_agent: str | None = None
 
 
@@ -86,7 +86,7 @@ class Target(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
 
 class Decision(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     effect: Literal["allow", "deny", "needs_approval", "approved", "denied"]
-    policies: list[str] = msgspec.field(default_factory=list)
+    policies: list[str] = msgspec.field(default_factory=lambda: [])
     reason: str | None = None
 
 
@@ -115,14 +115,14 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     output_sha256: str | None = None
     reasoning_sha256: str | None = None
     decision: Decision | None = None
-    guard: list[GuardVerdict] = msgspec.field(default_factory=list)
+    guard: list[GuardVerdict] = msgspec.field(default_factory=lambda: [])
     cost_usd: float | None = None
     latency_ms: float | None = None
     status: int | None = None
     error: str | None = None
     reason: str | None = None
     subject: str | None = None  # the data subject whose key encrypts the payloads
-    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=lambda: {})
 
 
 def digest(value: Any) -> str:

@@ -33,7 +33,7 @@ from lockgate.config.audit import AuditConfig
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
 from lockgate.errors import InvalidRequest, LockgateError
-from lockgate.store._audit import SealedEvent
+from lockgate.store._audit import SealedEvent, append_sync
 
 if TYPE_CHECKING:
     from lockgate.store import Store
@@ -103,6 +103,34 @@ def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent,
     return event, body, chain
 
 
+class _ThreadWriter:
+    """Group commits on a synchronous engine in one dedicated thread: the whole
+    transaction (lock, tail, inserts, commit) costs one hop off the event loop."""
+
+    def __init__(self, url: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lockgate.store._engine import WRITE_OPTION, backend_of, make_sync_engine
+
+        self._engine = make_sync_engine(url)
+        self._postgres = backend_of(self._engine.url) == "postgresql"
+        self._write_option = WRITE_OPTION
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
+
+    def _append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(**{self._write_option: True})
+            with conn.begin():
+                return append_sync(conn, self._postgres, count, seal)
+
+    async def append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._append, count, seal)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._engine.dispose()
+
+
 class Ledger:
     def __init__(
         self,
@@ -112,8 +140,12 @@ class Ledger:
         signer: Signer,
         cipher: PayloadCipher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        writer_url: str | None = None,
     ) -> None:
+        """`writer_url`: the database again, for the writer thread (None: write through
+        the store's async engine, e.g. for an in-memory SQLite database)."""
         self.store = store
+        self._thread_writer = _ThreadWriter(writer_url) if writer_url else None
         self.config = config
         self.signer = signer
         self._cipher = cipher
@@ -147,6 +179,8 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._thread_writer is not None:
+            await asyncio.to_thread(self._thread_writer.close)
 
     # --- appending --------------------------------------------------------------------
 
@@ -242,7 +276,10 @@ class Ledger:
             return SealedEvent(row_of(event, body, chain), chain, payload)
 
         try:
-            seqs = await self.store.append_audit(len(batch), seal)
+            if self._thread_writer is not None:
+                seqs = await self._thread_writer.append(len(batch), seal)
+            else:
+                seqs = await self.store.append_audit(len(batch), seal)
         except Exception as exc:
             _log.error("audit write failed: %s", type(exc).__name__)
             failure = AuditUnavailable("The audit ledger could not record this request, so it was not answered.")

@@ -50,4 +50,7 @@ def open_ledger(loaded: LoadedConfig, store: Store) -> Ledger:
     master = loaded.secret(audit.encryption_key)
     if master is not None:
         cipher = PayloadCipher(parse_master_key(master), store)
-    return Ledger(store, audit, signer=signer_of(loaded), cipher=cipher)
+    url = loaded.config.gateway.database
+    sa_url = make_url(url.replace("sqlite+aiosqlite", "sqlite"))
+    in_memory = sa_url.get_backend_name() == "sqlite" and (sa_url.database or "") in ("", ":memory:")
+    return Ledger(store, audit, signer=signer_of(loaded), cipher=cipher, writer_url=None if in_memory else url)

@@ -68,6 +68,12 @@ def event_of(ctx: RequestContext) -> dict[str, Any]:
         event["reason"] = error.message[:500]
     if ctx.cost is not None:
         event["cost_usd"] = ctx.cost
+    _decisions(ctx, event)
+    _payloads(ctx, event, headers)
+    return event
+
+
+def _decisions(ctx: RequestContext, event: dict[str, Any]) -> None:
     policy = ctx.attrs.get("policy")
     if policy is not None:
         event["decision"] = {
@@ -82,6 +88,9 @@ def event_of(ctx: RequestContext) -> dict[str, Any]:
     verdicts = ctx.attrs.get("guard_verdicts")
     if verdicts:
         event["guard"] = [_verdict(v) for v in verdicts]
+
+
+def _payloads(ctx: RequestContext, event: dict[str, Any], headers: dict[str, str]) -> None:
     if ctx.chat is not None:
         event["input"] = msgspec.to_builtins(ctx.chat)
     elif ctx.embedding is not None:
@@ -99,12 +108,11 @@ def event_of(ctx: RequestContext) -> dict[str, Any]:
         subject = ctx.principal.user_id
     if subject:
         event["subject"] = subject
-    return event
 
 
 _VERDICT_KEYS = ("scanner", "action", "score", "version", "where", "entity")
 
 
 def _verdict(v: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = v if isinstance(v, dict) else msgspec.to_builtins(v)
+    raw: dict[str, Any] = v if isinstance(v, dict) else msgspec.to_builtins(v)  # pyright: ignore[reportUnknownVariableType]
     return {k: raw[k] for k in _VERDICT_KEYS if raw.get(k) is not None}

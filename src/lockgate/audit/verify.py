@@ -144,18 +144,7 @@ def verify_stream(
         if computed != chain:
             report.add(seq, "chain hash mismatch: this entry was changed, or one before it was inserted, removed or reordered")
         prev_chain = chain
-        try:
-            event = _decode(raw)
-        except msgspec.DecodeError as exc:  # ValidationError included
-            report.add(seq, f"not a valid audit event: {exc}")
-            event = None
-        if event is not None:
-            if event.seq != seq:
-                report.add(seq, f"the event says seq {event.seq} but is stored at seq {seq} (reordered)")
-            if columns is not None and columns != _expected(event):
-                report.add(seq, "search columns disagree with the hashed event (the row was edited)")
-            if when is not None and _time_of(when) != datetime.fromisoformat(event.time):
-                report.add(seq, "the time column disagrees with the hashed event (the row was edited)")
+        _check_body(report, seq, raw, columns, when)
         if tree is not None:
             tree.append(leaf)
             while next_cp < len(pending) and int(pending[next_cp]["tree_size"]) == tree.size:
@@ -171,6 +160,21 @@ def verify_stream(
     report.events += count
     report.seconds += time.perf_counter() - started
     return report
+
+
+def _check_body(report: Report, seq: int, raw: bytes, columns: tuple[Any, ...] | None, when: Any) -> None:
+    """The body is a valid event of this seq, and the copied-out columns agree with it."""
+    try:
+        event = _decode(raw)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        report.add(seq, f"not a valid audit event: {exc}")
+        return
+    if event.seq != seq:
+        report.add(seq, f"the event says seq {event.seq} but is stored at seq {seq} (reordered)")
+    if columns is not None and columns != _expected(event):
+        report.add(seq, "search columns disagree with the hashed event (the row was edited)")
+    if when is not None and _time_of(when) != datetime.fromisoformat(event.time):
+        report.add(seq, "the time column disagrees with the hashed event (the row was edited)")
 
 
 def verify_database(url: str, *, trusted_keys: set[str] | None = None) -> Report:

@@ -59,20 +59,30 @@ def _with_ledger(config_path: str | None, action: Callable[[Any, Any], Awaitable
         ledger = open_ledger(loaded, store)
         await ledger.start()
         try:
-            ledger.oversight = open_oversight(loaded, store, ledger, None)  # type: ignore[attr-defined]
-            return await action(store, ledger)
+            return await action(store, _Ledger(ledger, open_oversight(loaded, store, ledger, None)))
         finally:
             await ledger.aclose()
             await store.aclose()
 
     try:
         return asyncio.run(go())
-    except LockgateError as exc:
-        _fail(exc.message)
-        raise
     except ConfigError as exc:
         _fail("; ".join(exc.problems))
         raise
+    except LockgateError as exc:
+        _fail(exc.message)
+        raise
+
+
+class _Ledger:
+    """The ledger, with the approval queue beside it (for `lockgate approvals`)."""
+
+    def __init__(self, ledger: Any, oversight: Any) -> None:
+        self._ledger = ledger
+        self.oversight = oversight
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -175,7 +185,8 @@ def audit_export(config_path: str | None, since: str | None, until: str | None, 
     start, end = _time(since, "--since"), _time(until, "--until")
 
     async def go(store: Any, ledger: Any) -> int:
-        out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        # A CLI process with nothing else on its loop: a plain file is fine here.
+        out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115, ASYNC230
         count = 0
         try:
             async for line in export_lines(store, since=start, until=end, with_payloads=with_payloads):
@@ -299,7 +310,7 @@ def approvals_list(config_path: str | None, status: str, as_json: bool) -> None:
         return
     click.echo(f"{'ID':36}  {'KIND':10}  {'AGENT':16}  {'CREATED':25}  REASON")
     for item in items:
-        click.echo(f"{item['id']:36}  {item['kind']:10}  {str(item.get('agent') or '-'):16}  {item['created_at'][:25]:25}  {item['reason']}")
+        click.echo(f"{item['id']:36}  {item['kind']:10}  {item.get('agent') or '-'!s:16}  {item['created_at'][:25]:25}  {item['reason']}")
 
 
 @approvals.command("show")

@@ -10,6 +10,8 @@ from lockgate.config._base import Strict, secret
 
 __all__ = ["ApprovalRule", "ApprovalsConfig", "AuditConfig"]
 
+RiskTier = Literal["low", "medium", "high", "critical"]
+
 
 class AuditConfig(Strict):
     enabled: bool = True
@@ -47,7 +49,7 @@ class ApprovalRule(Strict):
     name: str = Field(min_length=1)
     agents: list[str] = Field(default_factory=list)
     """Agent names."""
-    risk_tiers: list[Literal["low", "medium", "high", "critical"]] = Field(default_factory=list)
+    risk_tiers: list[RiskTier] = Field(default_factory=lambda: list[RiskTier]())
     models: list[str] = Field(default_factory=list)
     teams: list[str] = Field(default_factory=list)
     """Team names."""
@@ -58,7 +60,7 @@ class ApprovalRule(Strict):
 
 
 class ApprovalsConfig(Strict):
-    rules: list[ApprovalRule] = Field(default_factory=list)
+    rules: list[ApprovalRule] = Field(default_factory=lambda: list[ApprovalRule]())
     mode: Literal["wait", "async"] = "wait"
     """`wait`: the caller's request waits for the decision; `async`: it gets 202 and an
     approval id to poll, then sends the request again with `x-lockgate-approval`.

@@ -22,7 +22,14 @@ from lockgate.audit.event import actor_of
 from lockgate.config.audit import ApprovalsConfig
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
-from lockgate.errors import ApprovalDenied, ApprovalPending, ApprovalTimedOut, Conflict, InvalidRequest, NotFound
+from lockgate.errors import (
+    ApprovalDenied,
+    ApprovalPending,
+    ApprovalTimedOut,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+)
 from lockgate.oversight.webhook import Webhook
 
 if TYPE_CHECKING:

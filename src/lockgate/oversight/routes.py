@@ -52,20 +52,7 @@ def oversight_routes(gateway: Callable[[], Any]) -> list[Route]:
     async def add_reasoning(request: Request) -> Response:
         try:
             ctx = await caller(request)
-            raw = await request.body()
-            if len(raw) > _MAX_REASONING:
-                raise PayloadTooLarge(f"Reasoning is limited to {_MAX_REASONING} bytes.")
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise InvalidRequest("The body must be JSON: {\"request_id\": ..., \"reasoning\": ...}.") from None
-            if not isinstance(body, dict):
-                raise InvalidRequest("The body must be a JSON object.")
-            request_id, reasoning = body.get("request_id"), body.get("reasoning")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            if not isinstance(request_id, str) or not request_id:
-                raise InvalidRequest("'request_id' must be a non-empty string.", param="request_id")
-            if not isinstance(reasoning, str) or not reasoning:
-                raise InvalidRequest("'reasoning' must be a non-empty string.", param="reasoning")
+            request_id, reasoning = await _reasoning_body(request)
             ledger = gateway().audit
             if ledger is None:
                 raise InvalidRequest("The audit ledger is disabled ([audit] enabled = false).")
@@ -80,6 +67,24 @@ def oversight_routes(gateway: Callable[[], Any]) -> list[Route]:
         Route("/v1/approvals/{approval_id}", get_approval, methods=["GET"]),
         Route("/v1/audit/reasoning", add_reasoning, methods=["POST"]),
     ]
+
+
+async def _reasoning_body(request: Request) -> tuple[str, str]:
+    raw = await request.body()
+    if len(raw) > _MAX_REASONING:
+        raise PayloadTooLarge(f"Reasoning is limited to {_MAX_REASONING} bytes.")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("The body must be JSON: {\"request_id\": ..., \"reasoning\": ...}.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    request_id, reasoning = body.get("request_id"), body.get("reasoning")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequest("'request_id' must be a non-empty string.", param="request_id")
+    if not isinstance(reasoning, str) or not reasoning:
+        raise InvalidRequest("'reasoning' must be a non-empty string.", param="reasoning")
+    return request_id, reasoning
 
 
 def _credential(request: Request) -> str | None:

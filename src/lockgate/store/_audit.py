@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, text
+from sqlalchemy import Connection, and_, delete, func, insert, select, text
 
 from lockgate.store._base import StoreBase
 from lockgate.store.tables_audit import (
@@ -24,7 +24,7 @@ from lockgate.store.tables_audit import (
     audit_subject_keys,
 )
 
-__all__ = ["GENESIS", "AuditMixin", "SealedEvent"]
+__all__ = ["GENESIS", "AuditMixin", "SealedEvent", "append_sync"]
 
 GENESIS = "0" * 64  # the chain hash before the first event
 _PG_LEDGER_LOCK = 0x6C6764676C656467  # pg_advisory_xact_lock key of the ledger
@@ -39,6 +39,34 @@ class SealedEvent:
         self.row = row
         self.chain = chain
         self.payload = payload
+
+
+def append_sync(conn: Connection, postgres: bool, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
+    """`AuditMixin.append_audit` on a synchronous connection, in the caller's transaction.
+
+    The ledger's writer thread uses this: one thread hop per group commit instead of one
+    per statement, which is most of the commit's latency on a loaded machine."""
+    if postgres:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LEDGER_LOCK})
+    tail = conn.execute(
+        select(audit_events.c.seq, audit_events.c.chain).order_by(audit_events.c.seq.desc()).limit(1)
+    ).first()
+    seq, chain = (int(tail.seq), str(tail.chain)) if tail else (0, GENESIS)
+    rows: list[dict[str, Any]] = []
+    payloads: list[dict[str, Any]] = []
+    seqs: list[int] = []
+    for i in range(count):
+        seq += 1
+        sealed = seal(i, seq, chain)
+        chain = sealed.chain
+        rows.append(sealed.row)
+        seqs.append(seq)
+        if sealed.payload is not None:
+            payloads.append(sealed.payload)
+    conn.execute(insert(audit_events), rows)
+    if payloads:
+        conn.execute(insert(audit_payloads), payloads)
+    return seqs
 
 
 class AuditMixin(StoreBase):
