@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -18,6 +18,9 @@ from starlette.routing import Mount, Route
 
 from lockgate.access.kill import KillStage
 from lockgate.access.plane import AccessPlane
+from lockgate.audit.ledger import Ledger
+from lockgate.audit.setup import open_ledger
+from lockgate.audit.stage import AuditStage
 from lockgate.config.loader import LoadedConfig
 from lockgate.config.schema import Config
 from lockgate.core.context import RequestContext
@@ -27,9 +30,17 @@ from lockgate.errors import ConfigError, LockgateError, MethodNotAllowed, NotFou
 from lockgate.gateway.edge import error_response
 from lockgate.gateway.openapi import openapi_document
 from lockgate.gateway.routes import GatewayRoutes
+from lockgate.guard.engine import GuardEngine
+from lockgate.guard.stage import GuardStage
+from lockgate.mcp.service import McpService, mcp_routes, start_mcp, stop_mcp
 from lockgate.monitor.metrics import CONTENT_TYPE, Metrics
 from lockgate.monitor.record import RecordStage
 from lockgate.monitor.tracing import TraceStage, Tracing
+from lockgate.oversight.queue import Oversight
+from lockgate.oversight.routes import oversight_routes
+from lockgate.oversight.setup import open_oversight
+from lockgate.oversight.stage import ApprovalStage
+from lockgate.prompts.plane import PromptPlane
 from lockgate.providers.base import Provider
 from lockgate.providers.registry import load_adapters
 from lockgate.routing.breaker import CircuitBreaker
@@ -58,13 +69,21 @@ class Gateway:
         providers: dict[str, Provider],
         tracing: Tracing,
         access: AccessPlane,
+        ledger: Ledger | None = None,
+        oversight: Oversight | None = None,
     ) -> None:
         config = loaded.config
         self.config = config
         self.providers = providers
         self.tracing = tracing
         self.access = access
+        self.mcp: McpService | None = None  # built in the lifespan (start_mcp)
+        self.audit = ledger
+        self.oversight = oversight
         self.metrics = Metrics()
+        self.guard = GuardEngine(
+            config.guardrails, count=self.metrics.guardrail_verdict, oversight=lambda: getattr(self, "oversight", None)
+        )
         self.session = session
         self.max_body_bytes = config.gateway.max_body_bytes
         self.started = int(time.time())
@@ -75,8 +94,25 @@ class Gateway:
         self.record = RecordStage(metrics=self.metrics, tokens=self.tokens, prices=prices)
         limits = access.limits_stage(prices=prices, first_route=self._first_route, meter=self.record.meter)
         access.usage.meter = self.record.meter
+        # The registry behind `prompt:NAME@REF` models; started in the lifespan. The
+        # quality gate is wired with `self.prompts.set_gatekeeper(...)`.
+        self.prompts = PromptPlane(
+            loaded, access.store, meter=self.record.meter, audit=lambda: getattr(self, "audit", None)
+        )
+        stages: list[Any] = [self.record]
+        if ledger is not None:
+            stages.append(AuditStage(ledger, meter=self.record.meter))
+        stages += [TraceStage(tracing), access.usage, self.identify, self.prompts.stage, access.kill, access.authorize]
+        if oversight is not None and config.approvals.rules:
+            stages.append(ApprovalStage(
+                oversight, config.approvals, state=access.state, prices=prices, first_route=self._first_route,
+                reserve_tokens=config.access.reserve_tokens_default,
+            ))
+        stages.append(limits)
+        if config.guardrails.configured:
+            stages.append(GuardStage(self.guard))
         self.pipeline = Pipeline(
-            [self.record, TraceStage(tracing), access.usage, self.identify, access.kill, access.authorize, limits],
+            stages,
             self.router,
             estimate_usage=self.record.estimate,
         )
@@ -94,8 +130,16 @@ class Gateway:
 
 def pipeline_stage_names(loaded: LoadedConfig) -> list[str]:
     """The stages a request passes, in order, as `lockgate config show --pipeline` prints them."""
-    del loaded  # every stage of this version is always on
-    return ["record", "trace", "usage", "identify", "kill switch", "authorize", "limits", "route+provider"]
+    names = ["record"]
+    if loaded.config.audit.enabled:
+        names.append("audit")
+    names += ["trace", "usage", "identify", "resolve", "kill switch", "authorize"]
+    if loaded.config.approvals.rules:
+        names.append("approvals")
+    names.append("limits")
+    if loaded.config.guardrails.configured:
+        names.append("guardrails")
+    return [*names, "route+provider"]
 
 
 def _build_router(config: Config, providers: dict[str, Provider], metrics: Metrics, kill: KillStage) -> Router:
@@ -152,6 +196,55 @@ def _build_providers(loaded: LoadedConfig, session: aiohttp.ClientSession) -> di
     return providers
 
 
+async def _open_gateway(
+    loaded: LoadedConfig,
+    env: Mapping[str, str],
+    span_exporter: SpanExporter | None,
+    stack: contextlib.AsyncExitStack,
+) -> Gateway:
+    """Open every resource in order; `stack` closes them in reverse (on failure too)."""
+    tracing = Tracing.from_env(
+        env,
+        service_name=loaded.config.observability.service_name,
+        capture_content=loaded.config.observability.capture_content,
+        exporter=span_exporter,
+    )
+    stack.callback(tracing.shutdown)
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+    stack.push_async_callback(session.close)
+    providers = _build_providers(loaded, session)
+    for provider in providers.values():
+        stack.push_async_callback(_quietly, provider.aclose)
+        await provider.start()
+    access = await AccessPlane.open(loaded)
+    stack.push_async_callback(access.aclose)
+    ledger = None
+    if loaded.config.audit.enabled:
+        ledger = open_ledger(loaded, access.store)
+        await ledger.start()
+        stack.push_async_callback(ledger.aclose)
+        access.services.audit = ledger
+    oversight = open_oversight(loaded, access.store, ledger, session)
+    stack.push_async_callback(oversight.aclose)
+    access.services.oversight = oversight
+    gateway = Gateway(
+        loaded, session=session, providers=providers, tracing=tracing, access=access, ledger=ledger,
+        oversight=oversight,
+    )
+    await gateway.guard.start()
+    await gateway.prompts.start(access.watcher)
+    stack.push_async_callback(gateway.prompts.aclose)  # flushes outcomes: before the store closes
+    gateway.mcp = await start_mcp(loaded, gateway, env)
+    stack.push_async_callback(stop_mcp, gateway)
+    return gateway
+
+
+async def _quietly(close: Callable[[], Awaitable[None]]) -> None:
+    with contextlib.suppress(Exception):
+        await close()
+
+
 def create_app(
     loaded: LoadedConfig,
     *,
@@ -164,34 +257,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
-        providers: dict[str, Provider] = {}
-        access: AccessPlane | None = None
-        tracing = Tracing.from_env(
-            env,
-            service_name=loaded.config.observability.service_name,
-            capture_content=loaded.config.observability.capture_content,
-            exporter=span_exporter,
-        )
-        try:
-            providers = _build_providers(loaded, session)
-            for provider in providers.values():
-                await provider.start()
-            access = await AccessPlane.open(loaded)
-            gateway = Gateway(loaded, session=session, providers=providers, tracing=tracing, access=access)
+        async with contextlib.AsyncExitStack() as stack:
+            gateway = await _open_gateway(loaded, env, span_exporter, stack)
             holder["gateway"] = gateway
             routes_box.append(GatewayRoutes(gateway))
             app.state.gateway = gateway
             yield
-        finally:
-            for provider in providers.values():
-                with contextlib.suppress(Exception):
-                    await provider.aclose()
-            if access is not None:
-                await access.aclose()
-            await session.close()
-            tracing.shutdown()
 
     def gateway_routes() -> GatewayRoutes:
         return routes_box[0]
@@ -222,6 +293,8 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     routes += _lazy_routes(gateway_routes)
+    routes += oversight_routes(lambda: holder["gateway"])
+    routes += mcp_routes(holder)
     routes.append(Mount("/admin", app=_admin_app(loaded, holder)))
     app = Starlette(
         routes=routes,
@@ -239,6 +312,8 @@ def _admin_app(loaded: LoadedConfig, holder: dict[str, Gateway]) -> Any:
         admin_key=loaded.secret(loaded.config.gateway.admin_key),
         state=lambda: holder["gateway"].access.state(),
         policy=lambda: holder["gateway"].access.policy,
+        mcp=lambda: holder["gateway"].mcp,
+        gateway=lambda: holder["gateway"],
     )
 
 

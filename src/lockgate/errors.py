@@ -17,9 +17,11 @@ each wire dialect. The gateway renders them in exactly one place
     │   │   └── ModelNotFound          404 model_not_found
     │   ├── MethodNotAllowed           405 method_not_allowed
     │   ├── Conflict                   409 conflict (a duplicate name, a record still in use)
+    │   │   └── GateFailed             409 gate_failed (a prompt version failed its quality gate)
     │   ├── PayloadTooLarge            413 request_too_large
     │   ├── RateLimited                429 rate_limit_exceeded (a key/user/team/agent limit)
     │   ├── BudgetExceeded             429 budget_exceeded (a day or month budget is spent)
+    │   ├── GuardrailBlocked           400 guardrail_blocked (an input or output guardrail refused it)
     │   └── UnsupportedOperation       400 unsupported_operation
     ├── LimiterUnavailable             503 limits_unavailable (the limits store is unreachable)
     └── UpstreamError                  502 upstream_error
@@ -43,6 +45,8 @@ __all__ = [
     "ClientError",
     "ConfigError",
     "Conflict",
+    "GateFailed",
+    "GuardrailBlocked",
     "InvalidRequest",
     "LimiterUnavailable",
     "LockgateError",
@@ -179,6 +183,18 @@ class Conflict(ClientError):
     code = "conflict"
 
 
+class GateFailed(Conflict):
+    """Moving a prompt label that a quality gate covers was refused: the version failed
+    the gate. The message names each failing metric; `failures` lists them."""
+
+    code = "gate_failed"
+
+    def __init__(self, message: str, *, failures: list[str], run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+        self.run_id = run_id
+
+
 class PayloadTooLarge(ClientError):
     status = 413
     code = "request_too_large"
@@ -210,6 +226,13 @@ class BudgetExceeded(ClientError):
     status = 429
     code = "budget_exceeded"
     openai_type = "insufficient_quota"
+
+
+class GuardrailBlocked(ClientError):
+    """A guardrail refused the request or its answer (LiteLLM also answers 400). The
+    message names the scanner, where it fired and the entity, never the matched text."""
+
+    code = "guardrail_blocked"
 
 
 class LimiterUnavailable(LockgateError):

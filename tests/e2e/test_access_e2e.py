@@ -365,11 +365,24 @@ def test_an_agent_requests_a_grant_for_itself(gw: Gateway, researcher: str) -> N
     assert grant["prefix"] not in {g["prefix"] for g in listed}
 
 
-def test_a_grant_beyond_the_baseline_is_refused(gw: Gateway, researcher: str) -> None:
-    err = error_of(_grant(gw, researcher, 403, models=["azure"]), 403)
-    assert "azure" in err["message"] and "baseline" in err["message"]
-    err = error_of(_grant(gw, researcher, 403, tools=["git/push"]), 403)
-    assert "git/push" in err["message"]
+def test_a_grant_beyond_the_baseline_waits_for_a_human(gw: Gateway, researcher: str) -> None:
+    held = _grant(gw, researcher, 202, models=["azure"]).json()
+    assert held["status"] == "pending" and "azure" in held["message"] and "baseline" in held["message"]
+    item = gw.admin_ok("GET", f"/approvals/{held['id']}")
+    assert item["kind"] == "grant" and "azure" in item["reason"] and item["evidence"]["beyond"] == ["azure"]
+    # Not usable while pending, nor for another grant once approved.
+    assert _grant(gw, researcher, 202, models=["azure"], approval_id=held["id"]).json()["status"] == "pending"
+    gw.admin_ok("POST", f"/approvals/{held['id']}/approve", json={"reviewer": "sec-lead", "comment": "one-off"})
+    error_of(_grant(gw, researcher, 403, models=["azure", "claude"], approval_id=held["id"]), 403)
+    granted = _grant(gw, researcher, 201, models=["azure"], approval_id=held["id"]).json()
+    assert granted["models"] == ["azure"] and granted["token"]
+    error_of(_grant(gw, researcher, 403, models=["azure"], approval_id=held["id"]), 403)  # used once
+    denied = _grant(gw, researcher, 202, tools=["git/push"]).json()
+    assert "git/push" in denied["message"]
+    gw.admin_ok("POST", f"/approvals/{denied['id']}/deny", json={"reviewer": "sec-lead"})
+    error_of(_grant(gw, researcher, 403, tools=["git/push"], approval_id=denied["id"]), 403)
+    events = gw.admin_ok("GET", "/audit", params={"type": "grant.created"})["data"]
+    assert any(e["data"]["grant"] == granted["id"] for e in events)
 
 
 def test_only_the_agents_own_key_or_the_operator_may_request_its_grants(gw: Gateway, researcher: str) -> None:

@@ -333,9 +333,11 @@ def test_a_decommissioned_agent_cannot_come_back_or_get_keys_or_grants(gw: Gatew
     assert_error(gw.admin("POST", "/grants", json={"agent": "retired", "purpose": "p"}), 403, "retired")
 
 
-def test_a_grant_beyond_the_baseline_is_403(gw: Gateway, records: dict[str, str]) -> None:
-    assert_error(gw.admin("POST", "/grants", json={"agent": "bot", "purpose": "p", "models": ["claude"]}),
-                 403, "claude")
+def test_a_grant_beyond_the_baseline_is_held_and_a_bogus_approval_is_403(gw: Gateway, records: dict[str, str]) -> None:
+    held = gw.admin("POST", "/grants", json={"agent": "bot", "purpose": "p", "models": ["claude"]})
+    assert held.status_code == 202 and "claude" in held.json()["message"]
+    assert_error(gw.admin("POST", "/grants", json={"agent": "bot", "purpose": "p", "models": ["claude"],
+                                                   "approval_id": "no-such-approval"}), 403, "no-such-approval")
 
 
 def test_nothing_was_created_by_the_bad_requests(gw: Gateway, records: dict[str, str]) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from tests.conftest import ADMIN_KEY, gateway_config, start_server
+from tests.e2e.access_support import open_backend
 
 from lockgate.audit.verify import verify_database
 from lockgate.testing import FakeProvider
-from tests.conftest import ADMIN_KEY, gateway_config, start_server
-from tests.e2e.access_support import open_backend
 
 
 @pytest.mark.parametrize("backend_kind", ["sqlite", "postgres"])

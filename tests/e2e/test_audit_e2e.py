@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from tests.conftest import ADMIN_KEY, Server, free_port, gateway_config, start_server
 
 from lockgate.testing import FakeProvider
-from tests.conftest import ADMIN_KEY, Server, free_port, gateway_config, start_server
 
 APPROVALS = """
 [audit]
@@ -53,7 +53,7 @@ def hooks() -> Iterator[tuple[Hooks, str]]:
     box = Hooks()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             box.received.append((json.loads(body), self.headers.get("x-lockgate-signature", "") + "|" + body.decode()))
             self.send_response(204)

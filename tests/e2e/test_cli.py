@@ -66,7 +66,7 @@ def test_config_show_pipeline(tmp_path: Path) -> None:
     r = run("config", "show", "--pipeline", cwd=tmp_path)
     assert r.returncode == 0
     assert [line.split(". ", 1)[1] for line in r.stdout.splitlines()] == [
-        "record", "trace", "usage", "identify", "kill switch", "authorize", "limits", "route+provider"
+        "record", "audit", "trace", "usage", "identify", "resolve", "kill switch", "authorize", "limits", "route+provider"
     ]
 
 

@@ -1,6 +1,8 @@
 """Kill switches: refuse new requests at once, and end streams already in flight.
 
-A switch stops a key, user, team, agent, model or provider, or everything (`global`).
+A switch stops a key, user, team, agent, model, provider, MCP server (`mcp_server`,
+target: the server name) or MCP tool (`tool`, target: `server__tool`), or everything
+(`global`).
 New requests are checked against the in-memory state at admission (and provider
 switches when a route is chosen). Streams in flight are registered here; when the state
 changes, each one whose principal, model or provider is now stopped has its relay task
@@ -14,11 +16,11 @@ from collections.abc import Callable
 
 from lockgate.access.models import KillSwitch
 from lockgate.access.state import AccessState
-from lockgate.core.context import RequestContext
+from lockgate.core.context import Principal, RequestContext
 from lockgate.errors import PermissionDenied
 from lockgate.routing.router import Route
 
-__all__ = ["KillStage", "KillSwitchEngaged"]
+__all__ = ["KillStage", "KillSwitchEngaged", "tool_switch"]
 
 
 class KillSwitchEngaged(PermissionDenied):
@@ -49,8 +51,26 @@ def _name(switch: KillSwitch, state: AccessState | None) -> str:
 
 
 def _pairs(ctx: RequestContext, state: AccessState) -> list[tuple[str, str | None]]:
-    p = ctx.principal
     pairs: list[tuple[str, str | None]] = [("model", ctx.model), ("provider", ctx.provider)]
+    return pairs + _principal_pairs(ctx.principal, state)
+
+
+def tool_switch(
+    state: AccessState, principal: Principal | None, server: str, tool: str
+) -> KillSwitch | None:
+    """The switch that stops a call of MCP tool `tool` of `server`, if one is on: on the
+    tool (target `server__tool` or `server/tool`), its server (`mcp_server`), the caller
+    (key, agent, user, team, delegation) or everything."""
+    if not state.kills:
+        return None
+    pairs: list[tuple[str, str | None]] = [
+        ("mcp_server", server), ("tool", f"{server}__{tool}"), ("tool", f"{server}/{tool}"),
+    ]
+    return state.kill_for(pairs + _principal_pairs(principal, state))
+
+
+def _principal_pairs(p: Principal | None, state: AccessState) -> list[tuple[str, str | None]]:
+    pairs: list[tuple[str, str | None]] = []
     if p is not None:
         pairs += [
             ("key", p.id if p.kind == "key" else None),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, cast, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from lockgate.access.models import (
     Agent,
@@ -27,6 +27,8 @@ from lockgate.config.schema import AccessConfig
 from lockgate.errors import InvalidRequest, PermissionDenied
 
 if TYPE_CHECKING:
+    from lockgate.audit.recorder import AuditRecorder
+    from lockgate.oversight.queue import Oversight
     from lockgate.store.store import Store
 
 __all__ = ["AccessService", "AgentActivity", "DriftReport", "Notifier"]
@@ -91,6 +93,17 @@ class AccessService:
         self._clock = clock
         self._known_models = set(known_models) if known_models is not None else None
         self._known_providers = set(known_providers) if known_providers is not None else None
+        self.audit: AuditRecorder | None = None  # set when the ledger is on: every change is an event
+        self.oversight: Oversight | None = None  # set by the gateway: grants beyond a baseline wait for a human
+
+    async def _changed(self, type: str, obj: str, *, actor: str = "admin", reason: str | None = None, **data: Any) -> None:
+        """Tell every gateway (state version / pub-sub) and put the change in the ledger."""
+        await self._notifier.publish()
+        if self.audit is not None:
+            await self.audit.record(
+                type, actor={"kind": "operator", "principal": actor}, target={"object": obj}, reason=reason,
+                data=data or None,
+            )
 
     # --- teams and users -------------------------------------------------------------
 
@@ -100,13 +113,13 @@ class AccessService:
         models = tuple(allowed_models)
         self._check_models(models, param="allowed_models")
         team = await self.store.create_team(name, limits=limits, allowed_models=models)
-        await self._notifier.publish()
+        await self._changed("admin.change", f"team:{team.name}", action="team.create")
         return team
 
     async def create_user(self, name: str, *, team: str | None, limits: Limits) -> User:
         team_id = (await self.store.get_team(team)).id if team else None
         user = await self.store.create_user(name, team_id=team_id, limits=limits)
-        await self._notifier.publish()
+        await self._changed("admin.change", f"user:{user.name}", action="user.create")
         return user
 
     # --- agents ----------------------------------------------------------------------
@@ -140,7 +153,7 @@ class AccessService:
             allowed_tools=allowed_tools,
             limits=limits,
         )
-        await self._notifier.publish()
+        await self._changed("admin.change", f"agent:{agent.name}", action="agent.register", risk_tier=risk_tier)
         return agent
 
     async def set_agent_status(self, agent: str, status: str) -> Agent:
@@ -150,7 +163,7 @@ class AccessService:
             )
         found = await self.store.get_agent(agent)
         updated = await self.store.set_agent_status(found.id, status)  # type: ignore[arg-type]
-        await self._notifier.publish()
+        await self._changed("admin.change", f"agent:{updated.name}", action="agent.status", status=status)
         return updated
 
     async def inventory(self) -> list[AgentActivity]:
@@ -184,13 +197,13 @@ class AccessService:
             expires_at=self._clock() + expires_in if expires_in is not None else None,
             limits=limits,
         )
-        await self._notifier.publish()
+        await self._changed("admin.change", f"key:{key.prefix}", action="key.create")
         return key, secret
 
     async def revoke_key(self, key: str) -> ApiKey:
         found = await self.store.get_key(key)
         revoked = await self.store.revoke_key(found.id)
-        await self._notifier.publish()
+        await self._changed("admin.change", f"key:{revoked.prefix}", action="key.revoke")
         return revoked
 
     async def request_grant(
@@ -204,9 +217,11 @@ class AccessService:
         purpose: str,
         minutes: float | None = None,
         requested_by: str,
+        approval_id: str | None = None,
     ) -> tuple[Grant, str]:
         """A short-lived token for `agent`, within its registered baseline (a grant beyond
-        the baseline needs human approval, which arrives with the oversight queue)."""
+        the baseline is held for a human: 202 with an approval id; once approved, the same
+        request with `approval_id` gets the grant)."""
         found = await self.store.get_agent(agent)
         if found.status != "active":
             raise PermissionDenied(
@@ -218,8 +233,10 @@ class AccessService:
             f"tool:{t}" for t in set(tools_t) - set(found.allowed_tools)
         )
         if beyond:
-            raise PermissionDenied(
-                f"A grant beyond agent '{found.name}''s baseline needs approval: {', '.join(beyond)}."
+            await self._approve_grant(
+                found, beyond, approval_id=approval_id, requested_by=requested_by, purpose=purpose,
+                asked={"models": sorted(models_t), "tools": sorted(tools_t), "minutes": minutes,
+                       "max_spend_usd": max_spend_usd, "max_requests": max_requests},
             )
         minutes = self._config.grant_default_minutes if minutes is None else minutes
         if not minutes > 0:  # NaN too
@@ -239,13 +256,39 @@ class AccessService:
             lifetime=timedelta(minutes=minutes),
             requested_by=requested_by,
         )
-        await self._notifier.publish()
+        await self._changed("grant.created", f"agent:{found.name}", actor=requested_by, reason=purpose, grant=grant.id, models=list(models_t), tools=list(tools_t))
         return grant, token
+
+    async def _approve_grant(
+        self, agent: Agent, beyond: list[str], *, approval_id: str | None, requested_by: str, purpose: str,
+        asked: dict[str, Any],
+    ) -> None:
+        if self.oversight is None:
+            raise PermissionDenied(
+                f"A grant beyond agent '{agent.name}''s baseline needs approval: {', '.join(beyond)}."
+            )
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps({"agent": agent.id, **asked}, sort_keys=True).encode()).hexdigest()
+        if approval_id is not None:
+            await self.oversight.consume(approval_id, principal=None, request_hash=digest)
+            return
+        from lockgate.core.ids import uuid7
+
+        await self.oversight.hold(
+            kind="grant", actor=None, request_id=uuid7(),
+            reason=f"grant beyond agent '{agent.name}''s baseline: {', '.join(beyond)}",
+            summary={"agent": agent.name, "requested_by": requested_by, "purpose": purpose, **asked},
+            evidence={"baseline_models": list(agent.allowed_models), "baseline_tools": list(agent.allowed_tools),
+                      "beyond": beyond, "risk_tier": agent.risk_tier},
+            wait=False, request_hash=digest,
+        )
 
     async def revoke_grant(self, grant: str) -> Grant:
         found = await self.store.get_grant(grant)
         revoked = await self.store.revoke_grant(found.id)
-        await self._notifier.publish()
+        await self._changed("grant.revoked", f"grant:{revoked.id}")
         return revoked
 
     # --- kill switches ---------------------------------------------------------------
@@ -279,7 +322,7 @@ class AccessService:
             raise InvalidRequest("A kill switch needs a reason.", param="reason")
         resolved = await self.resolve_target(scope, target)
         switch = await self.store.set_kill(scope, resolved, reason=reason, actor=actor)  # type: ignore[arg-type]
-        await self._notifier.publish()
+        await self._changed("kill.set", f"{scope}:{target}", actor=actor, reason=reason, switch=switch.id)
         return switch
 
     async def lift_kill(self, switch: str, *, actor: str, target: str | None = None) -> KillSwitch:
@@ -289,7 +332,7 @@ class AccessService:
             lifted = await self.store.lift_kill((scope, await self.resolve_target(switch, target)), actor=actor)
         else:
             lifted = await self.store.lift_kill(switch, actor=actor)
-        await self._notifier.publish()
+        await self._changed("kill.lifted", f"{lifted.scope}:{lifted.target}", actor=actor, switch=lifted.id)
         return lifted
 
     # --- drift -----------------------------------------------------------------------

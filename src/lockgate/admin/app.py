@@ -21,6 +21,10 @@ from starlette.exceptions import HTTPException
 from lockgate.access.policy_test import run_policy_test
 from lockgate.access.services import AccessService
 from lockgate.access.state import AccessState, hash_secret
+from lockgate.admin.audit import include_audit_routes
+from lockgate.admin.evals import include_eval_routes
+from lockgate.admin.mcp import include_mcp_routes
+from lockgate.admin.prompts import include_prompt_routes
 from lockgate.admin.schemas import (
     AgentIn,
     GrantIn,
@@ -32,7 +36,9 @@ from lockgate.admin.schemas import (
     UserIn,
     out,
 )
+from lockgate.core.ids import uuid7
 from lockgate.errors import (
+    ApprovalPending,
     AuthenticationFailed,
     InvalidRequest,
     LockgateError,
@@ -40,7 +46,7 @@ from lockgate.errors import (
     PermissionDenied,
 )
 from lockgate.gateway import openai_wire
-from lockgate.gateway.edge import credential_of
+from lockgate.gateway.edge import credential_of, error_response
 
 __all__ = ["create_admin_app"]
 
@@ -48,6 +54,8 @@ _log = logging.getLogger("lockgate.admin")
 
 
 def _error(err: LockgateError) -> Response:
+    if isinstance(err, ApprovalPending):  # held for a human: 202 and the approval to poll
+        return error_response(err, "openai", uuid7())
     headers = {"retry-after": str(math.ceil(err.retry_after))} if err.retry_after is not None else None
     return Response(openai_wire.error_body(err), status_code=err.status, media_type="application/json", headers=headers)
 
@@ -66,6 +74,8 @@ def create_admin_app(
     admin_key: str | None,
     state: Callable[[], AccessState],
     policy: Callable[[], Any],
+    mcp: Callable[[], Any] | None = None,
+    gateway: Callable[[], Any] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="lockgate admin API", version="1", docs_url="/docs", redoc_url=None)
 
@@ -118,6 +128,11 @@ def create_admin_app(
     _grants_routes(app, ctx)
     _kill_switches_routes(app, ctx)
     _policy_routes(app, ctx)
+    include_mcp_routes(app, require_admin, mcp)
+    if gateway is not None:
+        include_audit_routes(app, require_admin, gateway)
+        include_prompt_routes(app, require_admin, lambda: gateway().prompts)
+        include_eval_routes(app, require_admin, gateway)
     return app
 
 
@@ -221,6 +236,7 @@ def _grants_routes(app: FastAPI, ctx: _Ctx) -> None:
         grant, token = await svc().request_grant(
             body.agent, models=body.models, tools=body.tools, max_spend_usd=body.max_spend_usd,
             max_requests=body.max_requests, purpose=body.purpose, minutes=body.minutes, requested_by=requested_by,
+            approval_id=body.approval_id,
         )
         return {**out(grant), "token": token}
 

@@ -83,6 +83,8 @@ class GrantIn(Body):
     max_requests: int | None = Field(default=None, ge=1)
     purpose: str = Field(min_length=1, max_length=2000)
     minutes: float | None = Field(default=None, gt=0)
+    approval_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """A grant beyond the agent's baseline: the approved id from the earlier 202."""
 
 
 class KillIn(Body):

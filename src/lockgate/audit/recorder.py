@@ -26,7 +26,7 @@ class AuditRecorder(Protocol):
         self,
         type: str,
         *,
-        actor: Principal | None = None,
+        actor: Principal | Mapping[str, Any] | None = None,
         request_id: str | None = None,
         trace_id: str | None = None,
         target: Mapping[str, Any] | None = None,

@@ -41,14 +41,22 @@ def _run(config_path: str | None, action: Callable[[AccessService], Awaitable[T]
     gw = loaded.config.gateway
 
     async def go() -> T:
+        from lockgate.audit.setup import open_ledger
+
         store = await Store.open(gw.database)
+        ledger = open_ledger(loaded, store) if loaded.config.audit.enabled else None
         try:
+            if ledger is not None:
+                await ledger.start()
             service = AccessService(
                 store, loaded.config.access, notifier=Notifier(gw.redis), known_models=loaded.config.models,
                 known_providers=loaded.config.providers,
             )
+            service.audit = ledger
             return await action(service)
         finally:
+            if ledger is not None:
+                await ledger.aclose()
             await store.aclose()
 
     try:

@@ -165,6 +165,20 @@ def db_upgrade(config_path: str | None) -> None:
 
 def main() -> None:
     from lockgate.cli.access import register
+    from lockgate.cli.evals import register as register_evals
 
     register(cli)
+    from lockgate.cli.audit import register as register_audit
+
+    register_audit(cli)
+    register_evals(cli)
+    from lockgate.cli.prompts import register as register_prompts
+
+    register_prompts(cli)
+    from lockgate.cli.guard import register as register_guard
+
+    register_guard(cli)
+    from lockgate.cli.mcp import mcp
+
+    cli.add_command(mcp)
     cli(prog_name="lockgate")

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -138,7 +138,8 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> tuple[dict[str, 
         section = getattr(config, section_name)
         listed = getattr(section, "secret_refs", None)
         if callable(listed):
-            refs += [(f"{section_name}.{where}", ref) for where, ref in listed()]
+            pairs = cast("list[tuple[str, str]]", listed())
+            refs += [(f"{section_name}.{where}", ref) for where, ref in pairs]
     secrets: dict[str, str] = {}
     missing: list[str] = []
     for where, ref in refs:

@@ -11,6 +11,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from lockgate.config._base import SecretRef, Strict, secret
+from lockgate.config.audit import ApprovalsConfig, AuditConfig
+from lockgate.config.evals import EvalsConfig, GateConfig
+from lockgate.config.guard import GuardrailsConfig
+from lockgate.config.mcp import McpConfig
+from lockgate.config.prompts import ExperimentConfig, PromptsConfig
 
 __all__ = [
     "AccessConfig",
@@ -195,6 +200,14 @@ class Config(Strict):
     access: AccessConfig = Field(default_factory=AccessConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    evals: EvalsConfig = Field(default_factory=EvalsConfig)
+    gates: dict[str, GateConfig] = Field(default_factory=dict)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Names that point nowhere: (location, message) pairs, empty when all is well."""
@@ -212,4 +225,6 @@ class Config(Strict):
                     problems.append((("models", name, "fallbacks"), "a model cannot fall back to itself"))
                 elif fb not in self.models:
                     problems.append((("models", name, "fallbacks"), f"unknown model {fb!r}"))
+        for name, experiment in self.experiments.items():
+            problems += [(("experiments", name, *loc), msg) for loc, msg in experiment.model_problems(self.models)]
         return problems

@@ -9,6 +9,13 @@ whose `admit` ran. The list is assembled once at start-up (`lockgate config show
 Streams: `open_stream` returns only once the first upstream event has arrived, so a
 failure before the first byte is an ordinary error (with fallbacks); the events that
 follow are relayed as they come, and `complete` runs when the relay ends.
+
+Output hooks (optional, for stages that rewrite answers, e.g. guardrails): a stage with
+`filter_response(ctx, response)` gets the answer before it is returned and returns the
+one to send (raising a LockgateError refuses it); one with `filter_stream(ctx, events)`
+wraps the stream's events (returning `events` itself when it has nothing to do). A
+filter that ends a stream sets `ctx.attrs["abort"]` to its error and raises it: the
+client gets that error as the stream's last event. Stages without hooks cost nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from lockgate.core.context import RequestContext
 from lockgate.core.types import (
@@ -34,7 +41,7 @@ from lockgate.core.types import (
 from lockgate.errors import LockgateError, StreamInterrupted
 from lockgate.routing.router import Router
 
-__all__ = ["Pipeline", "Stage"]
+__all__ = ["Pipeline", "ResponseFilter", "Stage", "StreamFilter"]
 
 
 class Stage(Protocol):
@@ -49,6 +56,18 @@ class Stage(Protocol):
         ...
 
 
+class ResponseFilter(Protocol):
+    async def filter_response(self, ctx: RequestContext, response: ChatResponse) -> ChatResponse:
+        """The answer to send; may set `ctx.response` to what is recorded instead."""
+        ...
+
+
+class StreamFilter(Protocol):
+    def filter_stream(self, ctx: RequestContext, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        """The events to send (`events` itself when there is nothing to do)."""
+        ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -59,6 +78,10 @@ class Pipeline:
     ) -> None:
         self.stages = stages
         self.router = router
+        self._response_filters = [
+            cast(ResponseFilter, s) for s in stages if callable(getattr(s, "filter_response", None))
+        ]
+        self._stream_filters = [cast(StreamFilter, s) for s in stages if callable(getattr(s, "filter_stream", None))]
         # Counts tokens locally when an upstream's stream reports no usage, so that a
         # client that asked for usage gets it (marked estimated in logs and metrics).
         self._estimate_usage = estimate_usage
@@ -70,14 +93,16 @@ class Pipeline:
         admitted = await self._admit(ctx)
         try:
             response = await self.router.chat(ctx)
+            ctx.response = response
+            ctx.response_model = response.model
+            ctx.usage = response.usage
+            ctx.finish_reasons = [c.finish_reason for c in response.choices]
+            for f in self._response_filters:
+                response = await f.filter_response(ctx, response)
         except LockgateError as exc:
             ctx.error = exc
             await self._complete(ctx, admitted)
             raise
-        ctx.response = response
-        ctx.response_model = response.model
-        ctx.usage = response.usage
-        ctx.finish_reasons = [c.finish_reason for c in response.choices]
         await self._complete(ctx, admitted)
         _raise_fatal(ctx)
         return response
@@ -128,6 +153,7 @@ class Pipeline:
     ) -> AsyncIterator[StreamEvent]:
         text: list[str] = []
         ctx.attrs["stream_text"] = text
+        filtered = self._filtered(ctx, first, events) if self._stream_filters else None
         # A stage may end this stream from outside (a kill switch): it sets
         # ctx.attrs["abort"] to an error and cancels this task (if it runs yet).
         ctx.attrs["stream_task"] = asyncio.current_task()
@@ -135,11 +161,16 @@ class Pipeline:
             stopped: LockgateError | None = ctx.attrs.get("abort")
             if stopped is not None:  # stopped before this task ran
                 raise stopped
-            _observe(ctx, first, text)
-            yield first
-            async for event in events:
-                _observe(ctx, event, text)
-                yield event
+            if filtered is None:
+                _observe(ctx, first, text)
+                yield first
+                async for event in events:
+                    _observe(ctx, event, text)
+                    yield event
+            else:
+                async for event in filtered:
+                    _observe(ctx, event, text)
+                    yield event
             if ctx.usage is None and self._estimate_usage is not None:
                 usage = await self._estimate_usage(ctx)
                 if usage is not None:
@@ -165,16 +196,29 @@ class Pipeline:
             # A client that goes away mid-stream cancels this task, and every later await
             # in it (anyio's cancel scopes): the upstream must still be closed and every
             # stage completed (slots freed, usage settled and recorded), in a task of its own.
-            await _run_to_end(self._end_stream(ctx, events, admitted))
+            await _run_to_end(self._end_stream(ctx, events, admitted, filtered))
         _raise_fatal(ctx)  # e.g. the audit event could not be made durable: no clean end
 
+    def _filtered(
+        self, ctx: RequestContext, first: StreamEvent, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[StreamEvent]:
+        source = _prepend(first, events)
+        for f in self._stream_filters:
+            source = f.filter_stream(ctx, source)
+        return source
+
     async def _end_stream(
-        self, ctx: RequestContext, events: AsyncIterator[StreamEvent], admitted: list[Stage]
+        self,
+        ctx: RequestContext,
+        events: AsyncIterator[StreamEvent],
+        admitted: list[Stage],
+        filtered: AsyncIterator[StreamEvent] | None = None,
     ) -> None:
         try:
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                await close()
+            for stream in (filtered, events):
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
         finally:
             await self._complete(ctx, admitted)
 
@@ -213,6 +257,12 @@ async def _run_to_end(work: Coroutine[Any, Any, None]) -> None:
     _ENDING.add(task)
     task.add_done_callback(_ENDING.discard)
     await asyncio.shield(task)
+
+
+async def _prepend(first: StreamEvent, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    yield first
+    async for event in events:
+        yield event
 
 
 def _observe(ctx: RequestContext, event: StreamEvent, text: list[str]) -> None:

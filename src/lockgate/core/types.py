@@ -133,6 +133,9 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=lambda: {})
+    # Variables for a `prompt:NAME@REF` model (lockgate's `prompt_variables` body field);
+    # the resolve stage renders the prompt with them and clears them.
+    prompt_variables: dict[str, Any] | None = None
 
     def system_text(self) -> str | None:
         """The system prompt and any system messages, joined."""

@@ -175,6 +175,7 @@ class MessagesBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mcp_servers: list[dict[str, Any]] | None = None
     metadata: Metadata | None = None
     output_config: OutputConfig | None = None
+    prompt_variables: dict[str, Any] | None = None  # lockgate: variables of a `prompt:` model
     service_tier: str | None = None
     speed: str | None = None
     stop_sequences: list[str] | None = None

@@ -110,6 +110,7 @@ def decode_messages_request(body: bytes) -> ChatRequest:
         response_format=_response_format(wire.output_config),
         stream=bool(wire.stream),
         include_usage=True,
+        prompt_variables=wire.prompt_variables,
     )
 
 
@@ -127,7 +128,7 @@ def _range(name: str, value: float | None, low: float, high: float | None = None
 def _check(wire: MessagesBody) -> None:
     if not wire.model:
         raise InvalidRequest("model: String should have at least 1 character", param="model")
-    if not wire.messages:
+    if not wire.messages and not wire.model.startswith("prompt:"):  # a prompt brings its own
         raise InvalidRequest("messages: at least one message is required", param="messages")
     _range("max_tokens", wire.max_tokens, 1)
     _range("temperature", wire.temperature, 0, 1)

@@ -231,6 +231,7 @@ class ChatCompletionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     prompt_cache_key: str | None = None
     prompt_cache_options: dict[str, Any] | None = None
     prompt_cache_retention: str | None = None
+    prompt_variables: dict[str, Any] | None = None  # lockgate: variables of a `prompt:` model
     reasoning_effort: str | None = None
     response_format: TextFormat | JSONObjectFormat | JSONSchemaFormat | None = None
     safety_identifier: str | None = None

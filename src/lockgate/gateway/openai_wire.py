@@ -13,6 +13,8 @@ legacy `function_call`; assistant `refusal` parts become text;
 `max_completion_tokens` wins over `max_tokens`; `user` falls back to
 `safety_identifier`; `tool_choice: {"type": "allowed_tools"}` keeps only the allowed
 tools and takes its mode; `stream_options.include_usage` counts only when streaming.
+lockgate's own field `prompt_variables` goes with a `prompt:NAME@REF` model (whose
+`messages` may then be empty); see docs/prompts.md.
 
 Accepted and ignored (nothing internal to map them to): `audio`, `function_call`
 (legacy, meaningless without `functions`), `logit_bias`, `logprobs`,
@@ -114,13 +116,14 @@ def decode_chat_request(body: bytes) -> ChatRequest:
         presence_penalty=wire.presence_penalty,
         frequency_penalty=wire.frequency_penalty,
         metadata=wire.metadata or {},
+        prompt_variables=wire.prompt_variables,
     )
 
 
 def _check_chat(wire: ChatCompletionBody) -> None:
     if not wire.model:
         raise InvalidRequest("you must provide a model parameter", param="model")
-    if not wire.messages:
+    if not wire.messages and not wire.model.startswith("prompt:"):  # a prompt brings its own
         raise InvalidRequest(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, "
             "but got an empty array instead.",

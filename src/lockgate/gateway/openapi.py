@@ -60,6 +60,7 @@ _CHAT = {
         "tools": {"type": "array", "items": {"type": "object"}},
         "tool_choice": {},
         "response_format": {"type": "object"},
+        "prompt_variables": {"type": "object"},
     },
 }
 

@@ -69,10 +69,10 @@ class GatewayRoutes:
             if chat.stream:
                 events = await self._s.pipeline.open_stream(ctx)
                 encoder = openai_wire.ChatStreamEncoder(chat.model, chat.include_usage)
-                return _sse(self._frames(encoder, events, encoder.done), rid)
+                return _sse(self._frames(encoder, events, encoder.done), rid, ctx.attrs.get("response_headers"))
             response = await self._s.pipeline.chat(ctx)
             body = openai_wire.encode_chat_response(response, model=chat.model)
-            return _json(body, rid)
+            return _json(body, rid, ctx.attrs.get("response_headers"))
         except LockgateError as err:
             return error_response(err, "openai", rid)
 
@@ -130,9 +130,10 @@ class GatewayRoutes:
             if chat.stream:
                 events = await self._s.pipeline.open_stream(ctx)
                 encoder = anthropic_wire.MessageStreamEncoder(chat.model)
-                return _sse(self._frames(encoder, events, encoder.finish), rid)
+                return _sse(self._frames(encoder, events, encoder.finish), rid, ctx.attrs.get("response_headers"))
             response = await self._s.pipeline.chat(ctx)
-            return _json(anthropic_wire.encode_message_response(response, model=chat.model), rid)
+            body = anthropic_wire.encode_message_response(response, model=chat.model)
+            return _json(body, rid, ctx.attrs.get("response_headers"))
         except LockgateError as err:
             return error_response(err, "anthropic", rid)
 
@@ -177,7 +178,7 @@ class GatewayRoutes:
         yield end()
 
 
-_HINT_HEADERS = ("x-lockgate-agent", "x-lockgate-delegation")
+_HINT_HEADERS = ("x-lockgate-agent", "x-lockgate-delegation", "x-lockgate-session", "x-lockgate-reasoning", "x-lockgate-data-subject", "x-lockgate-approval", "x-lockgate-approval-mode",)
 
 
 def _context(request: Request, rid: str, dialect: Dialect, endpoint: str) -> RequestContext:
@@ -189,12 +190,13 @@ def _context(request: Request, rid: str, dialect: Dialect, endpoint: str) -> Req
     return ctx
 
 
-def _json(body: bytes, request_id: str) -> Response:
-    return Response(body, media_type="application/json", headers={"x-request-id": request_id})
+def _json(body: bytes, request_id: str, extra: dict[str, str] | None = None) -> Response:
+    """`extra`: headers stages set in `ctx.attrs["response_headers"]` (e.g. the prompt version)."""
+    return Response(body, media_type="application/json", headers={**(extra or {}), "x-request-id": request_id})
 
 
-def _sse(frames: AsyncIterator[bytes], request_id: str) -> StreamingResponse:
+def _sse(frames: AsyncIterator[bytes], request_id: str, extra: dict[str, str] | None = None) -> StreamingResponse:
     return StreamingResponse(
-        frames, media_type="text/event-stream", headers={**_SSE_HEADERS, "x-request-id": request_id}
+        frames, media_type="text/event-stream", headers={**(extra or {}), **_SSE_HEADERS, "x-request-id": request_id}
     )
 

@@ -95,11 +95,20 @@ class Metrics:
             "1 while the limits store answers (always 1 without Redis), 0 while it is unreachable.",
             registry=r,
         )
+        self.guardrail_verdicts = Counter(
+            "lockgate_guardrail_verdicts",
+            "Guardrail verdicts: a scanner's finding at or above its threshold, by the action taken and where.",
+            ["scanner", "action", "where"],
+            registry=r,
+        )
         self.control_plane_up = Gauge(
             "lockgate_control_plane_up",
             "1 while the control-plane database answers, 0 while the gateway serves its cached state.",
             registry=r,
         )
+
+    def guardrail_verdict(self, scanner: str, action: str, where: str) -> None:
+        self.guardrail_verdicts.labels(scanner, action, where).inc()
 
     # --- router observer ----------------------------------------------------------
 

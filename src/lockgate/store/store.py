@@ -25,10 +25,15 @@ from sqlalchemy import or_, select
 
 from lockgate.access.models import Agent, ApiKey, Grant, KillSwitch, Team, User
 from lockgate.store._agents import AgentsMixin
+from lockgate.store._approvals import ApprovalsMixin
+from lockgate.store._audit import AuditMixin
 from lockgate.store._base import Clock, utc_now
 from lockgate.store._engine import WRITE_OPTION, backend_of, is_memory, make_async_engine
+from lockgate.store._evals import EvalsMixin
 from lockgate.store._keys import KeysMixin
 from lockgate.store._kills import KillsMixin
+from lockgate.store._mcp import McpMixin
+from lockgate.store._prompts import PromptsMixin
 from lockgate.store._records import (
     agent_from,
     grant_from,
@@ -71,7 +76,8 @@ class Snapshot:
     kill_switches: tuple[KillSwitch, ...]
 
 
-class Store(TeamsMixin, AgentsMixin, KeysMixin, KillsMixin, UsageMixin):
+class Store(TeamsMixin, AgentsMixin, KeysMixin, KillsMixin, UsageMixin, McpMixin, AuditMixin, EvalsMixin,
+            PromptsMixin, ApprovalsMixin):
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Self:
         """Connect to `url` (sqlite:///path or postgresql://...), migrate it to the

@@ -47,8 +47,8 @@ from lockgate.store import (
     secret_hash,
 )
 from lockgate.store._engine import normalise_url
-from lockgate.store.migrations import VERSION_TABLE, head_revision
 from lockgate.store.all_tables import metadata
+from lockgate.store.migrations import VERSION_TABLE, head_revision
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
