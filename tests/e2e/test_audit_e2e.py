@@ -80,8 +80,20 @@ def gw(fake: FakeProvider, hooks: tuple[Hooks, str], tmp_path_factory: pytest.Te
     srv.stop()
 
 
+_OPEN: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def _client(url: str, **kw: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key=ADMIN_KEY, max_retries=0, **kw)
+    client = openai.OpenAI(base_url=url + "/v1", api_key=ADMIN_KEY, max_retries=0, **kw)
+    _OPEN.append(client)
+    return client
 
 
 def _admin(srv: Server, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -138,9 +150,10 @@ def test_every_request_is_a_durable_event(gw: tuple[Server, Path]) -> None:
 
 def test_refusals_are_events_too(gw: tuple[Server, Path]) -> None:
     srv, _ = gw
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=srv.url + "/v1", api_key="sk-wrong", max_retries=0).chat.completions.create(
-            model="fast", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.AuthenticationError), openai.OpenAI(
+        base_url=srv.url + "/v1", api_key="sk-wrong", max_retries=0
+    ) as bad:
+        bad.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
     refused = _admin(srv, "GET", "/audit", params={"type": "gateway.refused", "limit": 5}).json()["data"]
     assert any(e["error"] == "invalid_api_key" for e in refused)
 

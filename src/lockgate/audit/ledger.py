@@ -33,7 +33,7 @@ from lockgate.config.audit import AuditConfig
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
 from lockgate.errors import InvalidRequest, LockgateError
-from lockgate.store._audit import SealedEvent, append_sync
+from lockgate.store._audit import PgAppender, SealedEvent, SqliteAppender
 
 if TYPE_CHECKING:
     from lockgate.store import Store
@@ -103,32 +103,49 @@ def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent,
     return event, body, chain
 
 
-class _ThreadWriter:
-    """Group commits on a synchronous engine in one dedicated thread: the whole
-    transaction (lock, tail, inserts, commit) costs one hop off the event loop."""
+class _DirectWriter:
+    """Group commits straight to the database on the event loop (see `SqliteAppender`
+    and `PgAppender`); the store's SQLAlchemy path is for in-memory databases only."""
 
     def __init__(self, url: str) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        from lockgate.store._engine import backend_of, make_sync_engine, normalise_url
 
-        from lockgate.store._engine import WRITE_OPTION, backend_of, make_sync_engine
-
-        self._engine = make_sync_engine(url)
-        self._postgres = backend_of(self._engine.url) == "postgresql"
-        self._write_option = WRITE_OPTION
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
-
-    def _append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(**{self._write_option: True})
-            with conn.begin():
-                return append_sync(conn, self._postgres, count, seal)
+        self._sqlite: SqliteAppender | None = None
+        self._pg: PgAppender | None = None
+        self._engine = None
+        if backend_of(normalise_url(url, is_async=False)) == "sqlite":
+            self._engine = make_sync_engine(url)
+            self._sqlite = SqliteAppender(self._engine)
+        else:
+            libpq = normalise_url(url, is_async=False).set(drivername="postgresql")
+            self._pg = PgAppender(libpq.render_as_string(hide_password=False))
 
     async def append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._append, count, seal)
+        if self._pg is not None:
+            return await self._pg.append(count, seal)
+        assert self._sqlite is not None
+        delay, waited = 0.0005, 0.0
+        while True:
+            seqs = self._sqlite.try_append(count, seal)
+            if seqs is not None:
+                return seqs
+            if waited > _LOCK_WAIT:
+                raise TimeoutError("the ledger's database stayed locked by another writer")
+            await asyncio.sleep(delay)  # another writer holds the lock: never block the loop
+            waited += delay
+            delay = min(delay * 2, 0.02)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._engine.dispose()
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+_RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
+_LOCK_WAIT = 30.0  # seconds a batch waits for another writer's SQLite lock before failing
 
 
 class Ledger:
@@ -142,10 +159,10 @@ class Ledger:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         writer_url: str | None = None,
     ) -> None:
-        """`writer_url`: the database again, for the writer thread (None: write through
-        the store's async engine, e.g. for an in-memory SQLite database)."""
+        """`writer_url`: the database again, for direct group commits (None: write
+        through the store's async engine, e.g. for an in-memory SQLite database)."""
         self.store = store
-        self._thread_writer = _ThreadWriter(writer_url) if writer_url else None
+        self._direct = _DirectWriter(writer_url) if writer_url else None
         self.config = config
         self.signer = signer
         self._cipher = cipher
@@ -179,8 +196,8 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._thread_writer is not None:
-            await asyncio.to_thread(self._thread_writer.close)
+        if self._direct is not None:
+            await self._direct.close()
 
     # --- appending --------------------------------------------------------------------
 
@@ -260,6 +277,8 @@ class Ledger:
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
+            # Let the requests that are finishing in this turn of the loop join the batch.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._queue:
                 batch = self._queue[: self.config.max_batch]
@@ -276,8 +295,8 @@ class Ledger:
             return SealedEvent(row_of(event, body, chain), chain, payload)
 
         try:
-            if self._thread_writer is not None:
-                seqs = await self._thread_writer.append(len(batch), seal)
+            if self._direct is not None:
+                seqs = await self._direct.append(len(batch), seal)
             else:
                 seqs = await self.store.append_audit(len(batch), seal)
         except Exception as exc:
@@ -328,6 +347,7 @@ class Ledger:
 
     async def _retention(self) -> None:
         while True:
+            await asyncio.sleep(_RETENTION_EVERY)
             try:
                 cutoff = self._clock() - timedelta(days=self.config.retention_days)
                 removed = await self.store.prune_payloads(cutoff)
@@ -335,7 +355,6 @@ class Ledger:
                     _log.info("audit retention removed %d payloads", removed)
             except Exception as exc:
                 _log.warning("audit retention failed: %s", type(exc).__name__)
-            await asyncio.sleep(3600)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["StringTuple", "UTCDateTime"]
 
-_SQLITE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order is time order
+SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+_SQLITE_FORMAT = SQLITE_TIME_FORMAT  # fixed width, so text order is time order
 
 
 class UTCDateTime(TypeDecorator[datetime]):
