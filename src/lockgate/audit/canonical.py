@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import rfc8785
 
-__all__ = ["canonical", "is_plain_float"]
+__all__ = ["Canonical", "canonical", "is_plain_float"]
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 # Where msgspec and JCS could differ: an exponent or an integral ".0" ending (checked
@@ -34,8 +34,15 @@ _NUMBER_CHARS = frozenset(b"0123456789.-")
 _TOKEN_START = frozenset(b":,[")
 
 
+class Canonical(bytes):
+    """Bytes already in RFC 8785 form (a caller that knows its value's shape made them
+    without the scan); `canonical()` and digests take them as they are."""
+
+
 def canonical(value: Any) -> bytes:
     """The RFC 8785 bytes of `value` (dicts, lists, str, int, float, bool, None)."""
+    if isinstance(value, Canonical):
+        return value
     if isinstance(value, str):  # msgspec escapes strings exactly as JCS does
         return _encode(value)
     try:

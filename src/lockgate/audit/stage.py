@@ -18,7 +18,9 @@ from typing import Any
 import msgspec
 
 from lockgate.audit.ledger import AuditUnavailable, Ledger
+from lockgate.audit.canonical import Canonical, is_plain_float
 from lockgate.core.context import RequestContext
+from lockgate.core.types import ChatRequest
 from lockgate.errors import LockgateError, UpstreamError
 
 __all__ = ["AuditStage"]
@@ -38,14 +40,14 @@ class AuditStage:
         if self._meter is not None:
             await self._meter(ctx)
         try:
-            await self._ledger.record(**event_of(ctx))
+            await self._ledger.record(**event_of(ctx, capture=self._ledger.config.capture_content))
         except AuditUnavailable as exc:
             ctx.attrs["fatal"] = exc
         except LockgateError as exc:  # an invalid event: a bug, but never a silent gap
             ctx.attrs["fatal"] = AuditUnavailable(f"The audit event was refused: {exc.message}")
 
 
-def event_of(ctx: RequestContext) -> dict[str, Any]:
+def event_of(ctx: RequestContext, *, capture: bool = True) -> dict[str, Any]:
     error = ctx.error
     headers: dict[str, str] = ctx.attrs.get("headers", {})
     refused = error is not None and not isinstance(error, UpstreamError)
@@ -69,7 +71,7 @@ def event_of(ctx: RequestContext) -> dict[str, Any]:
     if ctx.cost is not None:
         event["cost_usd"] = ctx.cost
     _decisions(ctx, event)
-    _payloads(ctx, event, headers)
+    _payloads(ctx, event, headers, capture)
     return event
 
 
@@ -90,16 +92,19 @@ def _decisions(ctx: RequestContext, event: dict[str, Any]) -> None:
         event["guard"] = [_verdict(v) for v in verdicts]
 
 
-def _payloads(ctx: RequestContext, event: dict[str, Any], headers: dict[str, str]) -> None:
+def _payloads(ctx: RequestContext, event: dict[str, Any], headers: dict[str, str], capture: bool) -> None:
     if ctx.chat is not None:
-        event["input"] = msgspec.to_builtins(ctx.chat)
+        fast = None if capture else _chat_bytes(ctx.chat)
+        event["input"] = fast if fast is not None else msgspec.to_builtins(ctx.chat)
     elif ctx.embedding is not None:
         event["input"] = msgspec.to_builtins(ctx.embedding)
     text: list[str] | None = ctx.attrs.get("stream_text")
     if text is not None:
         event["output"] = "".join(text)
     elif ctx.response is not None:
-        event["output"] = msgspec.to_builtins(ctx.response)
+        # A ChatResponse holds no float and no free-form mapping: msgspec's sorted
+        # encoding of it is its RFC 8785 form.
+        event["output"] = msgspec.to_builtins(ctx.response) if capture else Canonical(_sorted(ctx.response))
     reasoning = headers.get("x-lockgate-reasoning")
     if reasoning:
         event["reasoning"] = reasoning
@@ -108,6 +113,24 @@ def _payloads(ctx: RequestContext, event: dict[str, Any], headers: dict[str, str
         subject = ctx.principal.user_id
     if subject:
         event["subject"] = subject
+
+
+_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def _chat_bytes(chat: ChatRequest) -> Canonical | None:
+    """The request's RFC 8785 bytes straight from msgspec when its shape allows (no
+    free-form JSON such as tool schemas, plain floats, ASCII metadata keys); else None."""
+    if chat.tools or chat.prompt_variables is not None:
+        return None
+    if chat.response_format is not None and chat.response_format.schema is not None:
+        return None
+    if not all(k.isascii() for k in chat.metadata):
+        return None
+    for x in (chat.temperature, chat.top_p, chat.presence_penalty, chat.frequency_penalty):
+        if x is not None and not is_plain_float(x):
+            return None
+    return Canonical(_sorted(chat))
 
 
 _VERDICT_KEYS = ("scanner", "action", "score", "version", "where", "entity")

@@ -37,3 +37,28 @@ def test_edge_floats_and_keys() -> None:
     assert canonical({"b": [1, {"d": None, "c": True}], "a": "é\u2028"}) == rfc8785.dumps(
         {"b": [1, {"d": None, "c": True}], "a": "é\u2028"}
     )
+
+
+def test_chat_fast_path_is_exact() -> None:
+    import json
+
+    import msgspec
+
+    from lockgate.audit.stage import _chat_bytes
+    from lockgate.core.types import ChatRequest, ChatResponse
+
+    bodies = [
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hé 😀 \\u2028"}]}], "temperature": 0.7},
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}], "temperature": 1.0, "top_p": 0.9},
+        {"model": "m", "messages": [{"role": "system", "content": [{"type": "text", "text": "s"}]}], "metadata": {"team": "blue"}},
+    ]
+    for body in bodies:
+        chat = msgspec.json.decode(json.dumps(body).encode(), type=ChatRequest)
+        fast = _chat_bytes(chat)
+        if fast is not None:
+            assert bytes(fast) == rfc8785.dumps(msgspec.to_builtins(chat))
+    response = msgspec.convert(
+        {"id": "c", "model": "m", "created": 1, "choices": [{"index": 0, "text": "hi 😀", "finish_reason": "stop"}],
+         "usage": {"input_tokens": 1, "output_tokens": 2}}, ChatResponse)
+    encoded = msgspec.json.Encoder(order="sorted").encode(response)
+    assert encoded == rfc8785.dumps(msgspec.to_builtins(response))
