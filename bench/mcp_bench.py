@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -54,8 +55,15 @@ def _wait(url: str, proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (200,))
     raise RuntimeError(f"{url} did not come up")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    import sys as _s; _s.stderr.write(f"CPU {pid} user={fields[11]} sys={fields[12]}\n")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def _processes(tmp: Path, audit: bool, profile: str | None) -> Generator[tuple[str, str]]:
+def _processes(tmp: Path, audit: bool, profile: str | None) -> Generator[tuple[str, str, int, int]]:
     crm_port, gw_port = _port(), _port()
     crm = subprocess.Popen([sys.executable, str(ROOT / "tests/mcp_servers/crm_http.py"), "--port", str(crm_port)])
     config = tmp / "lockgate.toml"
@@ -75,16 +83,19 @@ url = "http://127.0.0.1:{crm_port}/mcp"
 bearer = "env::CRM_TOKEN"
 """)
     env = {**os.environ, "BENCH_ADMIN_KEY": ADMIN, "CRM_TOKEN": TOKEN}
-    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    prefix = [sys.executable, "/tmp/mcpw/cpuprof.py", profile] if profile else [sys.executable]
     gw = subprocess.Popen([*prefix, "-m", "lockgate", "serve", "--config", str(config), "--port", str(gw_port)],
                           env=env, cwd=tmp)
     try:
         _wait(f"http://127.0.0.1:{crm_port}/mcp", crm, ok=(401, 405, 406))
         _wait(f"http://127.0.0.1:{gw_port}/healthz", gw)
-        yield f"http://127.0.0.1:{crm_port}/mcp", f"http://127.0.0.1:{gw_port}"
+        yield f"http://127.0.0.1:{crm_port}/mcp", f"http://127.0.0.1:{gw_port}", gw.pid, crm.pid
     finally:
         for proc in (gw, crm):
-            proc.terminate()
+            if proc is gw and profile:
+                proc.send_signal(signal.SIGINT)  # cProfile writes its file on a clean exit
+            else:
+                proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(15)
 
@@ -146,11 +157,19 @@ def main() -> None:
     parser.add_argument("--no-audit", action="store_true", help="Run lockgate with [audit] enabled = false.")
     parser.add_argument("--profile", default=None, help="Write a cProfile of the lockgate process here.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, _processes(Path(tmp), not args.no_audit, args.profile) as (direct, gw):
+    with tempfile.TemporaryDirectory() as tmp, _processes(Path(tmp), not args.no_audit, args.profile) as (
+        direct, gw, gw_pid, crm_pid
+    ):
         key = _setup(gw)
+        before = _cpu_seconds(gw_pid), _cpu_seconds(crm_pid)
         stats = asyncio.run(_run(direct, gw, key, args.calls))
+        after = _cpu_seconds(gw_pid), _cpu_seconds(crm_pid)
+    total = args.calls + 50
+    # CPU per call is steadier than wall time on a shared machine: lockgate's own work
+    # per proxied call, against the upstream's per call (it serves both paths).
+    cpu = {"lockgate_ms": (after[0] - before[0]) * 1000 / total, "upstream_ms": (after[1] - before[1]) * 1000 / (2 * total)}
     added = {p: stats["lockgate"][p] - stats["direct"][p] for p in ("p50", "p90", "p99", "mean")}
-    report = {"calls": args.calls, "audit": not args.no_audit, **stats, "added": added}
+    report = {"calls": args.calls, "audit": not args.no_audit, **stats, "added": added, "cpu_per_call": cpu}
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from lockgate.audit.ledger import AuditUnavailable, Ledger
 from lockgate.audit.canonical import Canonical, is_plain_float
+from lockgate.audit.ledger import AuditUnavailable, Ledger
 from lockgate.core.context import RequestContext
 from lockgate.core.types import ChatRequest
 from lockgate.errors import LockgateError, UpstreamError

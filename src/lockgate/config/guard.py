@@ -62,6 +62,9 @@ class ScannerConfig(BaseModel):
             key = ".".join(str(p) for p in first["loc"]) or "(options)"
             why = "unknown option" if first["type"] == "extra_forbidden" else first["msg"]
             raise ValueError(f"{key}: {why} for scanner {self.scanner!r}") from None
+        problem = cls.unavailable(options)
+        if problem is not None:
+            raise ValueError(f"scanner: {problem}")
         if self.entities is not None:
             known = cls.entities(options)
             unknown = [e for e in self.entities if e not in known]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from lockgate.core.context import Principal
     from lockgate.guard.tools import ToolVerdict
 
-__all__ = ["GuardEngine", "Hit", "scan_text", "strongest", "verdicts"]
+__all__ = ["GuardEngine", "Hit", "heavy", "scan_text", "strongest", "verdicts"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,11 @@ def scan_text(bounds: Iterable[BoundScanner], text: str, ctx: ScanContext) -> li
         if ctx.where in b.where:
             hits.extend(Hit(b, f, ctx.where) for f in b.scanner.scan(text, ctx) if f.score >= b.threshold)
     return hits
+
+
+def heavy(bounds: Iterable[BoundScanner]) -> bool:
+    """Any model-backed scanner among them: its scans always go to a worker thread."""
+    return any(b.scanner.heavy for b in bounds)
 
 
 def strongest(hits: Iterable[Hit]) -> Action | None:
@@ -134,9 +139,10 @@ class GuardEngine:
             for b in (*policy.input, *policy.output):
                 b.scanner.scan(_SAMPLE, ScanContext(next(iter(b.where))))
 
-    async def run(self, work: Callable[[], T], size: int) -> T:
-        """Big texts are scanned in a worker thread so the event loop keeps serving."""
-        if size > self.config.offload_chars:
+    async def run(self, work: Callable[[], T], size: int, *, heavy: bool = False) -> T:
+        """Big texts, and any text a heavy (model) scanner reads, are scanned in a worker
+        thread so the event loop keeps serving."""
+        if heavy or size > self.config.offload_chars:
             return await asyncio.to_thread(work)
         return work()
 

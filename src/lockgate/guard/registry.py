@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "pii": "lockgate.guard.pii:PiiScanner",
     "secrets": "lockgate.guard.secrets:SecretsScanner",
     "injection": "lockgate.guard.injection:InjectionScanner",
+    "injection_classifier": "lockgate.guard.classifier:InjectionClassifierScanner",
     "json_schema": "lockgate.guard.output:JsonSchemaScanner",
     "denied_terms": "lockgate.guard.output:DeniedTermsScanner",
     "length": "lockgate.guard.output:LengthScanner",

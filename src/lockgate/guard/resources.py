@@ -1,16 +1,20 @@
 """Heavy things scanners share, loaded once per engine and only when a scanner needs them:
-the public-suffix list (offline snapshot) and, optionally, a named-entity model."""
+the public-suffix list (offline snapshot), optionally a named-entity model, and models a
+scanner builds through `shared` (the injection classifier)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from lockgate.errors import ConfigError
 from lockgate.guard.types import Finding
 
 __all__ = ["GuardResources", "ner_available"]
+
+T = TypeVar("T")
 
 
 def ner_available(model: str | None) -> str | None:
@@ -27,6 +31,16 @@ def ner_available(model: str | None) -> str | None:
 class GuardResources:
     def __init__(self, *, ner_model: str | None = None) -> None:
         self.ner_model = ner_model
+        self._lock = threading.Lock()
+        self._shared: dict[str, Any] = {}
+
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """The object built once under `key` (by the first caller, others wait): thread-safe."""
+        with self._lock:
+            found = self._shared.get(key)
+            if found is None:
+                found = self._shared[key] = build()
+            return cast(T, found)
 
     @cached_property
     def _suffixes(self) -> Any:

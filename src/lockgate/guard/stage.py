@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lockgate.core.context import RequestContext
 from lockgate.core.types import ChatRequest, ChatResponse, StreamEvent, TextPart, ToolResultPart
-from lockgate.guard.engine import GuardEngine, restore_response
+from lockgate.guard.engine import GuardEngine, heavy, restore_response
 from lockgate.guard.policy import Policy
 from lockgate.guard.redact import Vault
 from lockgate.guard.stream import guard_stream
@@ -60,7 +60,9 @@ class GuardStage:
         ctx.attrs["guard"] = _RequestGuard(policy, vault)
         if not policy.input:
             return
-        new, hits = await engine.run(lambda: engine.scan_chat(chat, policy, vault), _size(chat))
+        new, hits = await engine.run(
+            lambda: engine.scan_chat(chat, policy, vault), _size(chat), heavy=heavy(policy.input)
+        )
         if hits:
             found = engine.record(ctx.attrs, hits)
             await engine.enforce(ctx, hits, found)
@@ -80,7 +82,8 @@ class GuardStage:
             fmt = chat.response_format if chat else None
             size = sum(len(c.text) for c in response.choices)
             scanned, hits = await engine.run(
-                lambda: engine.scan_response(response, state.policy, state.vault, fmt), size
+                lambda: engine.scan_response(response, state.policy, state.vault, fmt), size,
+                heavy=heavy(state.policy.output),
             )
             if hits:
                 found = engine.record(ctx.attrs, hits)

@@ -32,7 +32,7 @@ from lockgate.core.types import (
     StreamToolCallStart,
 )
 from lockgate.errors import LockgateError
-from lockgate.guard.engine import GuardEngine, Hit, redact_text, scan_text
+from lockgate.guard.engine import GuardEngine, Hit, heavy, redact_text, scan_text
 from lockgate.guard.policy import Policy
 from lockgate.guard.redact import Vault
 from lockgate.guard.types import ScanContext
@@ -61,6 +61,7 @@ class _StreamGuard:
         self.response_format: ResponseFormat | None = chat.response_format if chat else None
         self.spans = tuple(b for b in policy.output if "output" in b.where and b.scanner.name != "json_schema")
         self.json = tuple(b for b in policy.output if "output" in b.where and b.scanner.name == "json_schema")
+        self.heavy = heavy(self.spans)
         needs = max((b.scanner.max_match for b in self.spans), default=0)
         self.window = min(needs, engine.config.stream_window)
         self.windows: dict[int, _Window] = {}
@@ -79,7 +80,10 @@ class _StreamGuard:
         if not final and len(w.pending) < (self.window + _STEP if self.spans else 1):
             return ""
         cut = len(w.pending) if final else len(w.pending) - self.window
-        hits = self._scan(w, cut, final) if self.spans else []
+        hits: list[Hit] = []
+        if self.spans:
+            pending = len(w.pending)
+            hits = await self.engine.run(lambda: self._scan(w, final), pending, heavy=self.heavy)
         if hits:
             cut = min(cut, min((h.finding.start for h in hits if h.finding.end > cut
                                 and h.finding.entity != "TOO_LONG"), default=cut))
@@ -99,7 +103,7 @@ class _StreamGuard:
                 await self._check_json(w)
         return self.vault.restore(chunk)
 
-    def _scan(self, w: _Window, cut: int, final: bool) -> list[Hit]:
+    def _scan(self, w: _Window, final: bool) -> list[Hit]:
         """Hits in `pending` (coordinates of `pending`), the sent tail as context."""
         context = w.sent_tail
         ctx = ScanContext("output", final=final, offset=w.offset - len(context))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockgate.core.context import Principal
-from lockgate.guard.engine import GuardEngine, Hit, redact_text, scan_text, strongest, verdicts
+from lockgate.guard.engine import GuardEngine, Hit, heavy, redact_text, scan_text, strongest, verdicts
 from lockgate.guard.redact import Vault
 from lockgate.guard.types import ScanContext
 
@@ -84,7 +84,7 @@ async def check_tool(
         hits.extend(found)
         return redact_text(text, found, vault) if found else text
 
-    redacted = await engine.run(lambda: _walk(value, visit), _size(value))
+    redacted = await engine.run(lambda: _walk(value, visit), _size(value), heavy=heavy(bounds))
     if not hits:
         return ToolVerdict("pass", [], value)
     found = verdicts(hits)

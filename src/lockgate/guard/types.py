@@ -65,12 +65,13 @@ class Scanner:
     subclass. `Options` is its strict options model (unknown options are config
     errors); `entities(options)` lists what it can report; `scan` is synchronous and
     CPU-bound: the engine decides whether to run it on the event loop (small texts)
-    or in a thread (big ones)."""
+    or in a thread (big ones, and always for a `heavy` scanner)."""
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     sides: ClassVar[frozenset[Side]] = frozenset(("input", "output"))
     redactable: ClassVar[bool] = True  # findings are spans that can be replaced
+    heavy: ClassVar[bool] = False  # True: always scanned in a worker thread (a model, not patterns)
     Options: ClassVar[type[BaseModel]] = NoOptions
     max_match: int = 128  # longest span a finding can have: a stream window holds this much
 
@@ -82,6 +83,13 @@ class Scanner:
     def entities(cls, options: Any) -> frozenset[str]:
         del options
         return frozenset()
+
+    @classmethod
+    def unavailable(cls, options: Any) -> str | None:
+        """None when the scanner can run here; else why not (a missing extra), which
+        `lockgate config check` reports."""
+        del options
+        return None
 
     def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
         raise NotImplementedError
