@@ -6,6 +6,11 @@ DELETE, and on PostgreSQL the gateway's role needs only INSERT and SELECT on it.
 fields out of it for search, and verification checks they agree. `chain` is the
 running hash: SHA-256(previous chain || Merkle leaf hash of body).
 
+Indexes are few on purpose: each one is a b-tree page rewritten by every commit, and a
+lone request commits alone (measured: four fewer indexes took a one-event commit from
+130 to 75 µs). Searches by request id, time and agent use an index; by type, principal,
+model or decision they scan newest-first and stop at the page size.
+
 Payloads live in `audit_payloads` (deletable: retention and crypto-shredding), keyed
 by seq; `audit_subject_keys` holds each data subject's key, wrapped by the master
 key; deleting a row shreds that subject's payloads.
@@ -46,10 +51,7 @@ audit_events = Table(
     Column("body", Text, nullable=False),
     Column("chain", String(64), nullable=False),
     Index("ix_audit_events_request_id", "request_id"),
-    Index("ix_audit_events_type_seq", "type", "seq"),
     Index("ix_audit_events_agent_seq", "agent", "seq"),
-    Index("ix_audit_events_principal_seq", "principal", "seq"),
-    Index("ix_audit_events_model_seq", "model", "seq"),
 )
 
 audit_payloads = Table(

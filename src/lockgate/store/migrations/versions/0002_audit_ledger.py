@@ -39,10 +39,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("chain", sa.String(64), nullable=False),
         sa.Index("ix_audit_events_request_id", "request_id"),
-        sa.Index("ix_audit_events_type_seq", "type", "seq"),
         sa.Index("ix_audit_events_agent_seq", "agent", "seq"),
-        sa.Index("ix_audit_events_principal_seq", "principal", "seq"),
-        sa.Index("ix_audit_events_model_seq", "model", "seq"),
     )
     op.create_table(
         "audit_payloads",
