@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import openai
+import psycopg
 import pytest
 from tests.conftest import ADMIN_KEY, Server, free_port, gateway_config, start_server
+from tests.e2e.access_support import open_backend
 
 from lockgate.testing import FakeProvider
 
@@ -71,13 +73,19 @@ def hooks() -> Iterator[tuple[Hooks, str]]:
     httpd.server_close()
 
 
-@pytest.fixture(scope="module")
-def gw(fake: FakeProvider, hooks: tuple[Hooks, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    tmp = tmp_path_factory.mktemp("audit")
-    config = gateway_config(fake.url, APPROVALS.format(timeout=2, hook=hooks[1]))
-    srv = start_server(config, tmp, env={"HOOK_SECRET": "hook-secret"})
-    yield srv, tmp
-    srv.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def gw(
+    request: pytest.FixtureRequest, fake: FakeProvider, hooks: tuple[Hooks, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Server, Path, str]]:
+    tmp = tmp_path_factory.mktemp(f"audit-{request.param}")
+    with open_backend(request.param, tmp) as backend:
+        config = gateway_config(fake.url, APPROVALS.format(timeout=2, hook=hooks[1])).replace(
+            "[gateway]\n", f'[gateway]\ndatabase = "{backend.database}"\n', 1
+        )
+        srv = start_server(config, tmp, env={"HOOK_SECRET": "hook-secret"})
+        yield srv, tmp, backend.database
+        srv.stop()
 
 
 _OPEN: list[openai.OpenAI] = []
@@ -108,6 +116,25 @@ def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _tamper(database: str) -> int:
+    """Edit the newest answered request's event behind the triggers' back; its seq."""
+    edit = "UPDATE audit_events SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = {}"
+    if database.startswith("sqlite"):
+        con = sqlite3.connect(database.removeprefix("sqlite:///"))
+        con.execute("DROP TRIGGER audit_events_no_update")
+        (seq,) = con.execute("SELECT max(seq) FROM audit_events WHERE status = 200").fetchone()
+        con.execute(edit.format(seq))
+        con.commit()
+        con.close()
+        return int(seq)
+    with psycopg.connect(database) as conn:
+        conn.execute("SET session_replication_role = replica")
+        row = conn.execute("SELECT max(seq) FROM audit_events WHERE status = 200").fetchone()
+        assert row is not None
+        conn.execute(edit.format(row[0]))
+        return int(row[0])
+
+
 def _pending(srv: Server, timeout: float = 5.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,8 +145,8 @@ def _pending(srv: Server, timeout: float = 5.0) -> dict[str, Any]:
     raise AssertionError("nothing entered the approval queue")
 
 
-def test_every_request_is_a_durable_event(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_every_request_is_a_durable_event(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     raw = _client(srv.url).chat.completions.with_raw_response.create(
         model="fast", messages=[{"role": "user", "content": "hi"}],
         extra_headers={"x-lockgate-reasoning": "plan: greet the user"},
@@ -148,8 +175,8 @@ def test_every_request_is_a_durable_event(gw: tuple[Server, Path]) -> None:
     assert httpx.post(srv.url + "/v1/audit/reasoning", json={"request_id": rid, "reasoning": "x"}).status_code == 401
 
 
-def test_refusals_are_events_too(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_refusals_are_events_too(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     with pytest.raises(openai.AuthenticationError), openai.OpenAI(
         base_url=srv.url + "/v1", api_key="sk-wrong", max_retries=0
     ) as bad:
@@ -158,8 +185,8 @@ def test_refusals_are_events_too(gw: tuple[Server, Path]) -> None:
     assert any(e["error"] == "invalid_api_key" for e in refused)
 
 
-def test_approval_wait_then_approve(gw: tuple[Server, Path], hooks: tuple[Hooks, str]) -> None:
-    srv, tmp = gw
+def test_approval_wait_then_approve(gw: tuple[Server, Path, str], hooks: tuple[Hooks, str]) -> None:
+    srv, tmp, _ = gw
     result: dict[str, Any] = {}
 
     def call() -> None:
@@ -190,8 +217,8 @@ def test_approval_wait_then_approve(gw: tuple[Server, Path], hooks: tuple[Hooks,
     assert signature == "sha256=" + hmac.new(b"hook-secret", body.encode(), hashlib.sha256).hexdigest()
 
 
-def test_approval_wait_then_deny(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_approval_wait_then_deny(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     errors: list[Exception] = []
 
     def call() -> None:
@@ -212,8 +239,8 @@ def test_approval_wait_then_deny(gw: tuple[Server, Path]) -> None:
     assert again.status_code == 409
 
 
-def test_approval_timeout_denies(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_approval_timeout_denies(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     started = time.monotonic()
     with pytest.raises(openai.PermissionDeniedError) as info:
         _client(srv.url, timeout=20).chat.completions.create(model="gated", messages=[{"role": "user", "content": "x"}])
@@ -222,8 +249,8 @@ def test_approval_timeout_denies(gw: tuple[Server, Path]) -> None:
     assert any(e["type"] == "approval.expired" for e in _admin(srv, "GET", "/audit", params={"type": "approval.expired"}).json()["data"])
 
 
-def test_async_mode_202_poll_and_resend(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_async_mode_202_poll_and_resend(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     client = _client(srv.url)
     messages: Any = [{"role": "user", "content": "async please"}]
     raw = client.chat.completions.with_raw_response.create(
@@ -244,8 +271,8 @@ def test_async_mode_202_poll_and_resend(gw: tuple[Server, Path]) -> None:
         client.chat.completions.create(model="gated", messages=messages, extra_headers={"x-lockgate-approval": approval["id"]})
 
 
-def test_cli_verify_export_and_tamper(gw: tuple[Server, Path]) -> None:
-    srv, tmp = gw
+def test_cli_verify_export_and_tamper(gw: tuple[Server, Path, str]) -> None:
+    srv, tmp, database = gw
     client = _client(srv.url)
     for i in range(5):
         client.chat.completions.create(model="fast", messages=[{"role": "user", "content": f"n{i}"}])
@@ -261,20 +288,15 @@ def test_cli_verify_export_and_tamper(gw: tuple[Server, Path]) -> None:
     assert proof["leaf_index"] == 1 and proof["proof"]
     bad = _cli(tmp, "audit", "verify", "--since", "x")
     assert bad.returncode == 2
-    # Tamper with the database file directly: drop the guard trigger, edit one row.
-    con = sqlite3.connect(tmp / "lockgate.db")
-    con.execute("DROP TRIGGER audit_events_no_update")
-    (seq,) = con.execute("SELECT max(seq) FROM audit_events WHERE status = 200").fetchone()
-    con.execute(f"UPDATE audit_events SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = {seq}")
-    con.commit()
-    con.close()
+    # Tamper with the database directly, as someone with its files or its superuser.
+    seq = _tamper(database)
     failed = _cli(tmp, "audit", "verify")
     assert failed.returncode == 1
     assert f"seq {seq}:" in failed.stderr
 
 
-def test_stream_event_is_durable_before_the_stream_ends(gw: tuple[Server, Path]) -> None:
-    srv, _ = gw
+def test_stream_event_is_durable_before_the_stream_ends(gw: tuple[Server, Path, str]) -> None:
+    srv, _, _ = gw
     stream = _client(srv.url).chat.completions.with_raw_response.create(
         model="fast", messages=[{"role": "user", "content": "stream it"}], stream=True)
     rid = stream.headers["x-request-id"]
