@@ -1,6 +1,6 @@
 """Guardrail scanner cost: time per 2 KB prompt and throughput (MB/s), per scanner.
 
-    .venv/bin/python bench/guard_bench.py [--repeat 300]
+    .venv/bin/python bench/guard_bench.py [--repeat 300] [--classifier-repeat 20]
 
 Three 2 KB prompts: `prose` (an ordinary request: text, a few numbers, no personal
 data), `mixed` (prose with an e-mail address, a phone number and a card number) and
@@ -8,6 +8,8 @@ data), `mixed` (prose with an e-mail address, a phone number and a card number) 
 its defaults, and for the default input set together (pii + secrets + injection, as
 the input stage runs them on one message), the median time per prompt over
 `--repeat` runs, after a warm-up. Single-threaded, in-process, no event loop.
+`injection_classifier` (MiniLM on onnxruntime, one intra-op thread) is timed over
+`--classifier-repeat` runs: it costs milliseconds, not microseconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from lockgate.guard.classifier import InjectionClassifierScanner
 from lockgate.guard.injection import InjectionScanner
 from lockgate.guard.pii import PiiScanner
 from lockgate.guard.resources import GuardResources
@@ -46,7 +49,7 @@ def two_kb(base: str, extra: str = "") -> str:
 
 
 def median_us(work: Callable[[], object], repeat: int) -> float:
-    for _ in range(20):
+    for _ in range(min(20, repeat)):
         work()
     samples: list[float] = []
     for _ in range(repeat):
@@ -59,6 +62,7 @@ def median_us(work: Callable[[], object], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--classifier-repeat", type=int, default=20)
     args = parser.parse_args()
     res = GuardResources()
     scanners: dict[str, Scanner] = {
@@ -68,7 +72,7 @@ def main() -> None:
     }
     prompts = {"prose": two_kb(PROSE), "mixed": two_kb(PROSE, MIXED_EXTRA), "dense": two_kb(DENSE)}
     ctx = ScanContext("user")
-    print(f"{'scanner':<22}" + "".join(f"{name + ' µs':>12}{'MB/s':>8}" for name in prompts))
+    print(f"{'scanner':<34}" + "".join(f"{name + ' µs':>12}{'MB/s':>8}" for name in prompts))
     rows: dict[str, dict[str, float]] = {}
     for name, scanner in scanners.items():
         rows[name] = {p: median_us(lambda s=scanner, t=text: s.scan(t, ctx), args.repeat) for p, text in prompts.items()}
@@ -78,9 +82,17 @@ def main() -> None:
             s.scan(text, ctx)
 
     rows["default input set"] = {p: median_us(lambda t=text: all_three(t), args.repeat) for p, text in prompts.items()}
+    model = InjectionClassifierScanner(None, entities=None, resources=res)
+    model.model()  # load before timing
+    rows["injection_classifier"] = {
+        p: median_us(lambda t=text: model.scan(t, ctx), args.classifier_repeat) for p, text in prompts.items()
+    }
     for name, row in rows.items():
         cells = "".join(f"{us:>12.0f}{2048 / us:>8.1f}" for us in row.values())  # bytes/µs == MB/s
-        print(f"{name:<22}{cells}")
+        print(f"{name:<34}{cells}")
+    short = "Please summarise this article about renewable energy in three bullet points."
+    us = median_us(lambda: model.scan(short, ctx), args.classifier_repeat)
+    print(f"injection_classifier on a {len(short)}-character message: {us:.0f} µs")
 
 
 if __name__ == "__main__":

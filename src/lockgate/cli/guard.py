@@ -8,7 +8,7 @@ import click
 
 # Kept here, not imported from lockgate.guard.evaluate: that module loads Presidio
 # (about 2 s), and every CLI command (`serve` too) builds this group.
-SCANNERS = ("pii", "secrets", "injection")
+SCANNERS = ("pii", "secrets", "injection", "injection_classifier")
 
 __all__ = ["guard", "register"]
 

@@ -9,6 +9,9 @@
   false-positive rate on texts without; recall per entity.
 - `injection`: per text: precision, recall and F1 for direct attacks (user messages)
   and indirect ones (tool results), and the false-positive rate on benign texts.
+- `injection_classifier`: the same measures for the classifier alone, and under
+  `with_rules` for the two together (a text counts as flagged when either flags it).
+  It needs the `classifier` extra; without it, the default run leaves it out.
 
 Every scanner runs with its defaults (all entities, threshold 0.5), exactly as
 configured without options. `presidio_baseline()` runs Presidio's own
@@ -32,7 +35,7 @@ from lockgate.guard.types import Finding, ScanContext
 
 __all__ = ["SCANNERS", "evaluate", "format_report", "load_set", "presidio_baseline"]
 
-SCANNERS = ("pii", "secrets", "injection")
+SCANNERS = ("pii", "secrets", "injection", "injection_classifier")
 THRESHOLD = 0.5
 
 
@@ -136,14 +139,10 @@ def _eval_secrets() -> dict[str, Any]:
     }
 
 
-def _eval_injection() -> dict[str, Any]:
-    scanner = InjectionScanner(None, entities=None, resources=None)
+def _injection_counts(cases: list[dict[str, Any]], hits: list[bool], started: float) -> dict[str, Any]:
     splits = {"direct": _Counts(), "indirect": _Counts()}
     negatives = flagged = 0
-    started = time.perf_counter()
-    cases = list(load_set("injection"))
-    for case in cases:
-        hit = any(f.score >= THRESHOLD for f in scanner.scan(case["text"], ScanContext(case["where"])))
+    for case, hit in zip(cases, hits, strict=True):
         if case["label"]:
             c = splits[case["kind"]]
             c.tp, c.fn = c.tp + hit, c.fn + (not hit)
@@ -162,14 +161,46 @@ def _eval_injection() -> dict[str, Any]:
     }
 
 
+def _rule_hits(cases: list[dict[str, Any]]) -> list[bool]:
+    scanner = InjectionScanner(None, entities=None, resources=None)
+    return [any(f.score >= THRESHOLD for f in scanner.scan(c["text"], ScanContext(c["where"]))) for c in cases]
+
+
+def _eval_injection() -> dict[str, Any]:
+    started = time.perf_counter()
+    cases = list(load_set("injection"))
+    return _injection_counts(cases, _rule_hits(cases), started)
+
+
+def _eval_injection_classifier() -> dict[str, Any]:
+    from lockgate.guard.classifier import InjectionClassifierScanner
+
+    scanner = InjectionClassifierScanner(None, entities=None, resources=GuardResources())
+    scanner.model()  # load it before the clock starts
+    cases = list(load_set("injection"))
+    started = time.perf_counter()
+    hits = [any(f.score >= THRESHOLD for f in scanner.scan(c["text"], ScanContext(c["where"]))) for c in cases]
+    report = _injection_counts(cases, hits, started)
+    both = [a or b for a, b in zip(hits, _rule_hits(cases), strict=True)]
+    combined = _injection_counts(cases, both, started)
+    report["with_rules"] = {k: combined[k] for k in ("direct", "indirect", "fp_rate_benign")}
+    return report
+
+
 _RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "pii": _eval_pii, "secrets": _eval_secrets, "injection": _eval_injection,
+    "injection_classifier": _eval_injection_classifier,
 }
 
 
 def evaluate(scanners: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The report for each named scanner (default: all), as `lockgate guard eval --json` prints it."""
-    return {name: _RUNNERS[name]() for name in scanners or SCANNERS}
+    """The report for each named scanner (default: all; the classifier only when its extra
+    is installed), as `lockgate guard eval --json` prints it."""
+    if not scanners:
+        from lockgate.guard.classifier import missing_extra
+
+        scanners = [s for s in SCANNERS if s != "injection_classifier" or missing_extra() is None]
+    return {name: _RUNNERS[name]() for name in scanners}
 
 
 def presidio_baseline() -> dict[str, Any]:
@@ -213,9 +244,15 @@ def format_report(report: dict[str, dict[str, Any]]) -> str:
             for e, row in r["entities"].items():
                 lines.append(f"  {e:<28} recall {row['recall']:.3f} ({row['tp']}/{row['tp'] + row['fn']})")
         else:
-            for split in ("direct", "indirect"):
-                s = r[split]
-                lines.append(f"  {split:<10} precision {s['precision']:.3f} recall {s['recall']:.3f} f1 {s['f1']:.3f}"
-                             f" (tp {s['tp']}, fp {s['fp']}, fn {s['fn']})")
+            lines += _split_lines(r)
         lines.append(f"  false-positive rate on benign text: {r['fp_rate_benign']:.3f} ({r['benign_cases']} texts)")
+        if "with_rules" in r:
+            lines.append("  with the injection rules (either flags):")
+            lines += _split_lines(r["with_rules"], "  ")
+            lines.append(f"    false-positive rate on benign text: {r['with_rules']['fp_rate_benign']:.3f}")
     return "\n".join(lines)
+
+
+def _split_lines(r: dict[str, Any], indent: str = "") -> list[str]:
+    return [f"{indent}  {split:<10} precision {s['precision']:.3f} recall {s['recall']:.3f} f1 {s['f1']:.3f}"
+            f" (tp {s['tp']}, fp {s['fp']}, fn {s['fn']})" for split in ("direct", "indirect") for s in (r[split],)]

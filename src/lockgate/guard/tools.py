@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lockgate.core.context import Principal
-from lockgate.guard.engine import GuardEngine, Hit, heavy, redact_text, scan_text, strongest, verdicts
+from lockgate.guard.engine import (
+    GuardEngine,
+    Hit,
+    heavy,
+    redact_text,
+    scan_text,
+    strongest,
+    verdicts,
+)
 from lockgate.guard.redact import Vault
 from lockgate.guard.types import ScanContext
 
