@@ -58,7 +58,6 @@ def _wait(url: str, proc: subprocess.Popen[bytes], ok: tuple[int, ...] = (200,))
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux `/proc`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    import sys as _s; _s.stderr.write(f"CPU {pid} user={fields[11]} sys={fields[12]}\n")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -83,7 +82,7 @@ url = "http://127.0.0.1:{crm_port}/mcp"
 bearer = "env::CRM_TOKEN"
 """)
     env = {**os.environ, "BENCH_ADMIN_KEY": ADMIN, "CRM_TOKEN": TOKEN}
-    prefix = [sys.executable, "/tmp/mcpw/cpuprof.py", profile] if profile else [sys.executable]
+    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
     gw = subprocess.Popen([*prefix, "-m", "lockgate", "serve", "--config", str(config), "--port", str(gw_port)],
                           env=env, cwd=tmp)
     try:

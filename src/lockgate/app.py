@@ -32,7 +32,7 @@ from lockgate.gateway.openapi import openapi_document
 from lockgate.gateway.routes import GatewayRoutes
 from lockgate.guard.engine import GuardEngine
 from lockgate.guard.stage import GuardStage
-from lockgate.mcp.service import McpService, mcp_routes, start_mcp, stop_mcp
+from lockgate.mcp.host import McpHost, mcp_routes, open_mcp
 from lockgate.monitor.metrics import CONTENT_TYPE, Metrics
 from lockgate.monitor.record import RecordStage
 from lockgate.monitor.tracing import TraceStage, Tracing
@@ -77,7 +77,7 @@ class Gateway:
         self.providers = providers
         self.tracing = tracing
         self.access = access
-        self.mcp: McpService | None = None  # built in the lifespan (start_mcp)
+        self.mcp: McpHost | None = None  # the lifespan's (open_mcp); its SDK service starts when MCP is used
         self.audit = ledger
         self.oversight = oversight
         self.metrics = Metrics()
@@ -235,8 +235,8 @@ async def _open_gateway(
     await gateway.guard.start()
     await gateway.prompts.start(access.watcher)
     stack.push_async_callback(gateway.prompts.aclose)  # flushes outcomes: before the store closes
-    gateway.mcp = await start_mcp(loaded, gateway, env)
-    stack.push_async_callback(stop_mcp, gateway)
+    gateway.mcp = mcp = await open_mcp(loaded, gateway, env)
+    stack.push_async_callback(mcp.aclose)
     return gateway
 
 

@@ -491,6 +491,92 @@ def test_wrong_argument_types_and_unknown_methods_over_raw_jsonrpc(approved: Env
     assert unknown.status_code == 404 and _jsonrpc_error(unknown)["code"] == -32601
 
 
+# --- the SDK only when MCP is used ---------------------------------------------------------
+
+_NO_MCP_CONFIG = """
+[gateway]
+admin_key = "env::LOCKGATE_ADMIN_KEY"
+
+[access]
+refresh_interval = 0.1
+"""
+
+_LAZY_SCRIPT = """
+import asyncio, sys
+import httpx
+from lockgate.app import create_app
+from lockgate.config.loader import load_config
+
+loaded = load_config("lockgate.toml", {"LOCKGATE_ADMIN_KEY": sys.argv[1]})
+app = create_app(loaded, env={})
+admin = {"Authorization": "Bearer " + sys.argv[1]}
+
+async def main():
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/admin/mcp/servers", headers=admin)).json() == []
+            assert "mcp" not in sys.modules, "the mcp SDK was imported without MCP configured"
+            print("no-sdk-ok")
+            made = await http.post("/admin/mcp/servers", headers=admin, json={
+                "name": "crm", "url": sys.argv[2], "headers": {"Authorization": "Bearer env::CRM_TOKEN"}})
+            assert made.status_code == 201, made.text
+            assert "mcp" in sys.modules and app.state.gateway.mcp.service is not None
+            print("started-ok")
+
+asyncio.run(main())
+"""
+
+
+def test_a_gateway_without_mcp_does_not_import_the_sdk(tmp_path: Path) -> None:
+    """`create_app` and the lifespan of a gateway with no MCP server configured or
+    registered leave `mcp` unimported; registering one through the admin API starts it."""
+    (tmp_path / "lockgate.toml").write_text(_NO_MCP_CONFIG)
+    ran = subprocess.run([sys.executable, "-c", _LAZY_SCRIPT, ADMIN_KEY, "http://127.0.0.1:1/mcp"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert ran.returncode == 0 and "no-sdk-ok" in ran.stdout and "started-ok" in ran.stdout, ran.stdout + ran.stderr
+
+
+async def test_a_server_registered_at_run_time_starts_the_mcp_gateway(tmp_path: Path) -> None:
+    """A gateway started without MCP: a server registered through the admin API is
+    discovered, approved and called through `/mcp`; one added by the CLI (which writes
+    the database directly) is noticed by a running gateway that had not started MCP."""
+    crm = Crm(tmp_path)
+    crm.start()
+    url = f"http://127.0.0.1:{crm.port}/mcp"
+    for name in ("api", "cli"):
+        (tmp_path / name).mkdir()
+    via_api = start_server(_NO_MCP_CONFIG, tmp_path / "api", env={"CRM_TOKEN": CRM_TOKEN})
+    via_cli = start_server(_NO_MCP_CONFIG, tmp_path / "cli", env={"CRM_TOKEN": CRM_TOKEN})
+    try:
+        api = Env(via_api, crm, tmp_path / "api" / "lockgate.toml", {})
+        api.admin("POST", "/mcp/servers", json={"name": "crm", "url": url,
+                                                "headers": {"Authorization": "Bearer env::CRM_TOKEN"}})
+        eventually(lambda: len(api.admin("GET", "/mcp/servers/crm")["tools"]) == 4, timeout=20,
+                   what="the tools of a server registered through the admin API")
+        api.admin("POST", "/mcp/servers/crm/approve")
+        key = _register(api, "late-bot", ["crm/*"])
+
+        async def listed() -> bool:
+            return "crm__lookup_customer" in await _list(api, key)
+
+        await _until(listed, 10, "the approved tool listed")
+        result = await _call(api, key, "crm__lookup_customer", {"customer_id": 1})
+        assert result.structured_content == {"id": 1, "name": "Ada", "tier": "gold"}
+
+        cli = Env(via_cli, crm, tmp_path / "cli" / "lockgate.toml", {})
+        assert cli.admin("GET", "/mcp/servers") == []
+        added = cli.cli("mcp", "servers", "add", "crm2", "--url", url, "--header", "Authorization=Bearer env::CRM_TOKEN")
+        assert added.returncode == 0, added.stderr
+        eventually(lambda: cli.admin("GET", "/mcp/servers/crm2")["connected"], timeout=20,
+                   what="the running gateway noticing a server the CLI added")
+        assert len(cli.admin("GET", "/mcp/servers/crm2")["live_tools"]) == 4
+    finally:
+        via_api.stop()
+        via_cli.stop()
+        crm.stop()
+
+
 # --- the rug pull (restarts crm; keep last) ------------------------------------------------
 
 

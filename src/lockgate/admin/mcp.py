@@ -50,7 +50,9 @@ class DecideToolIn(_Body):
 
 
 def include_mcp_routes(app: FastAPI, require_admin: Callable[..., str], service: Callable[[], Any] | None) -> None:
-    """`service()` returns the running `McpService`; without one, no routes."""
+    """`service()` returns the gateway's `McpHost` (`lockgate.mcp.host`): `control` works
+    on the database alone; registering a server starts the MCP service (and so imports
+    the `mcp` SDK) if it was not running. Without a getter, no routes."""
     if service is None:
         return
     _server_routes(app, require_admin, service)
@@ -70,6 +72,7 @@ def _server_routes(app: FastAPI, require_admin: Callable[..., str], service: Cal
         record = await control().register_server(
             body.name, url=body.url, headers=body.headers, description=body.description
         )
+        await service().ensure()  # the first server: the MCP gateway starts now
         return server_out(record)
 
     @app.get("/mcp/servers/{name}")
@@ -89,8 +92,8 @@ def _server_routes(app: FastAPI, require_admin: Callable[..., str], service: Cal
 
     @app.post("/mcp/servers/{name}/refresh")
     async def refresh_server(name: str, _: str = Depends(require_admin)) -> dict[str, Any]:
-        svc = service()
-        record = await svc.control.store.get_mcp_server(name)
+        record = await control().store.get_mcp_server(name)
+        svc = await service().ensure()
         upstream = svc.registry.upstreams.get(record.name)
         if upstream is not None:
             with contextlib.suppress(LockgateError):  # the error shows in `live`

@@ -1,7 +1,10 @@
 """The MCP gateway: one governed MCP endpoint (`/mcp`, `/mcp/{virtual_server}`) in front
 of any number of upstream MCP servers (docs/mcp.md).
 
-    service.py      the service built in the app's lifespan; the routes
+    host.py         the routes and the lifespan hook, without the SDK: starts the service
+                    when MCP is configured, registered or called
+    service.py      the service (imports the `mcp` SDK)
+    fastpath.py     tools/call without the SDK server's per-request machinery
     endpoint.py     the ASGI front (auth, body bound) and the SDK server's handlers
     calls.py        one governed tools/call, stage by stage
     passthrough.py  resources and prompts under the same rules

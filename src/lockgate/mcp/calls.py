@@ -115,6 +115,11 @@ class ToolCalls:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.inflight: dict[int, tuple[anyio.CancelScope, Caller, ToolEntry]] = {}
+        self._guard_seen: tuple[Any, Any] | None = None
+        # Allowed (allow-lists + Cedar) per caller and tool, for one access state and one
+        # set of policy entities; a new state or entities object starts it afresh.
+        self._allowed: dict[tuple[object, ...], dict[str, Any]] = {}
+        self._allowed_for: tuple[object, object] | None = None
 
     # --- visibility (tools/list) and per-tool permission ---------------------------
 
@@ -159,7 +164,7 @@ class ToolCalls:
         span = self._start_span(caller, name)
         try:
             result = await self._call(caller, name, dict(arguments or {}), rec)
-            rec.result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            rec.result = result
             rec.outcome, rec.status = ("tool_error", 200) if result.is_error else ("ok", 200)
             return result
         except LockgateError as exc:
@@ -274,14 +279,23 @@ class ToolCalls:
             rec.decision = {"effect": "deny", "reason": f"kill switch on {switch.scope} {switch.target}"}
             rec.notes["kill_switch"] = switch.id
             raise KillSwitchEngaged.of(switch, state)
+        entities = self.s.entities()
+        if self._allowed_for is None or self._allowed_for[0] is not state or self._allowed_for[1] is not entities:
+            self._allowed, self._allowed_for = {}, (state, entities)
+        key = (p.id, p.kind, p.team_id, p.user_id, p.agent_id, p.agent_name, p.delegation, p.shadow_agent,
+               tool.full_name, tool.destructive)
+        allowed = self._allowed.get(key)
+        if allowed is not None:
+            rec.decision = dict(allowed)
+            return
         why = self.s.rules.allow_listed(p, state, tool.full_name)
         if why is not None:
             rec.decision = {"effect": "deny", "reason": why}
             raise PermissionDenied(f"Tool {tool.full_name} is {why}.")
-        decision = self.s.policy.decide(
-            self._policy_request(p, tool.server, tool.name, tool.destructive), self.s.entities()
-        )
+        decision = self.s.policy.decide(self._policy_request(p, tool.server, tool.name, tool.destructive), entities)
         rec.decision = {"effect": decision.decision, "policies": list(decision.policies), "reason": decision.reason}
+        if decision.allowed and len(self._allowed) < 65536:
+            self._allowed[key] = dict(rec.decision)
         if not decision.allowed:
             which = ", ".join(decision.policies) if decision.policies else "no policy permits it"
             raise PermissionDenied(f"Calling {tool.full_name} was denied by policy ({which}).")
@@ -289,7 +303,7 @@ class ToolCalls:
     @staticmethod
     def _validate(entry: ToolEntry, args: dict[str, Any]) -> None:
         validator = entry.validator
-        if validator is None:
+        if validator is None or validator.is_valid(args):
             return
         error = cast(
             "ValidationError | None",
@@ -321,6 +335,8 @@ class ToolCalls:
                 return args, None
 
     async def _guard_result(self, caller: Caller, name: str, result: CallToolResult, rec: _Record) -> CallToolResult:
+        if self._guard_check() is None:
+            return result
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         verdict = await self._guard(caller, name, result=dumped)
         if verdict is None or verdict.action == "pass":
@@ -336,9 +352,19 @@ class ToolCalls:
                 result = CallToolResult.model_validate(verdict.value)
         return result.model_copy(update={"meta": {**(result.meta or {}), "lockgate/guard": notice}})
 
-    async def _guard(self, caller: Caller, name: str, *, arguments: Any = None, result: Any = None) -> Any:
+    def _guard_check(self) -> Any:
+        """`gateway.guard.check_tool`, or None when no guardrail is configured (then a
+        call skips scanning entirely)."""
         guard = self.s.plugins("guard")
-        check = getattr(guard, "check_tool", None)
+        if guard is None:
+            return None
+        if self._guard_seen is None or self._guard_seen[0] is not guard:
+            configured = getattr(guard, "configured", True)  # the config is fixed for the process
+            self._guard_seen = (guard, getattr(guard, "check_tool", None) if configured else None)
+        return self._guard_seen[1]
+
+    async def _guard(self, caller: Caller, name: str, *, arguments: Any = None, result: Any = None) -> Any:
+        check = self._guard_check()
         if check is None:
             return None
         return await check(principal=caller.principal, tool=name, request_id=caller.request_id,
@@ -380,9 +406,12 @@ class ToolCalls:
         endpoint = f"/mcp/{caller.virtual.name}" if caller.virtual else "/mcp"
         target = {"endpoint": endpoint, "server": rec.server or None, "tool": name}
         try:
+            output = rec.result
+            if isinstance(output, CallToolResult):
+                output = output.model_dump(by_alias=True, mode="json", exclude_none=True)
             await audit.record(
                 "tool.call", actor=caller.principal, request_id=caller.request_id, target=target,
-                input=rec.arguments, output=rec.result, decision=rec.decision or None,
+                input=rec.arguments, output=output, decision=rec.decision or None,
                 guard=rec.guard, latency_ms=latency_ms, status=rec.status, error=rec.error,
                 data={"outcome": rec.outcome, **rec.notes},
             )

@@ -2,9 +2,11 @@
 
 An ASGI front authenticates every HTTP request (a lockgate key or a just-in-time grant
 token, exactly as the chat endpoints do: `Authorization: Bearer ...` or `x-api-key`),
-bounds the body, and picks the virtual server; then the `mcp` SDK's streamable HTTP
-session manager (stateless, JSON responses) and low-level `Server` speak the protocol,
-both the 2026-07-28 single-exchange form and the handshake form. The handlers below
+bounds the body, and picks the virtual server; a well-formed 2026-07-28 `tools/call` is
+answered by `fastpath.FastCall` (the same checks and reply, without the SDK's per-request
+machinery); for everything else the `mcp` SDK's streamable HTTP session manager
+(stateless, JSON responses) and low-level `Server` speak the protocol, both the
+2026-07-28 single-exchange form and the handshake form. The handlers below
 read the caller the front attached to the request.
 
 Errors before the protocol starts are JSON-RPC error bodies too: 401 (no or bad
@@ -41,6 +43,7 @@ from lockgate.core.ids import uuid7
 from lockgate.errors import LockgateError
 from lockgate.mcp.calls import Caller
 from lockgate.mcp.errors import FORBIDDEN, UNAUTHORIZED, to_mcp_error
+from lockgate.mcp.fastpath import FastCall
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -128,10 +131,13 @@ def _credential(headers: dict[str, str]) -> str | None:
 class McpEndpoint:
     """The ASGI app mounted at `/mcp` and `/mcp/{virtual_server}`."""
 
-    def __init__(self, svc: McpService, identify: Callable[[RequestContext], Any], max_body: int) -> None:
+    def __init__(
+        self, svc: McpService, identify: Callable[[RequestContext], Any], max_body: int, fast: FastCall | None = None,
+    ) -> None:
         self._svc = svc
         self._identify = identify
         self._max_body = max_body
+        self._fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,6 +177,8 @@ class McpEndpoint:
         if body is None:
             await _send_error(send, 413, INVALID_REQUEST, f"Request body over {self._max_body} bytes.",
                               {**data, "code": "request_too_large"})
+            return
+        if self._fast is not None and await self._fast.handle(caller, scope, headers, body, send):
             return
         replayed = False
 

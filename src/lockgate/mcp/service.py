@@ -5,6 +5,9 @@
     app: svc.endpoint      # the ASGI app for /mcp and /mcp/{virtual_server}
     await svc.aclose()
 
+Importing this module imports the `mcp` SDK: the app reaches it only through
+`lockgate.mcp.host`, which starts the service when MCP is used.
+
 It owns the registry (servers, live tools, pins), the upstream connections, the rules,
 the call pipeline and the SDK's session manager. It listens to the access state: a
 change of the control plane reloads the registry (approvals, registrations), rebuilds
@@ -30,12 +33,13 @@ from lockgate.config.loader import LoadedConfig
 from lockgate.mcp.calls import Services, ToolCalls
 from lockgate.mcp.control import McpControl
 from lockgate.mcp.endpoint import McpEndpoint, build_server
+from lockgate.mcp.fastpath import FastCall
 from lockgate.mcp.passthrough import Passthrough
 from lockgate.mcp.registry import Registry, read_secret
 from lockgate.mcp.rules import McpRules
 from lockgate.monitor.tracing import Tracing
 
-__all__ = ["McpService", "mcp_routes", "start_mcp", "stop_mcp"]
+__all__ = ["McpService", "start_mcp"]
 
 _log = logging.getLogger("lockgate.mcp")
 
@@ -64,7 +68,9 @@ class McpService:
         self.manager = StreamableHTTPSessionManager(
             self.server, json_response=True, stateless=True, max_request_body_size=config.max_body_bytes,
         )
-        self.endpoint = McpEndpoint(self, access.identify.identify, config.max_body_bytes)
+        self.endpoint = McpEndpoint(
+            self, access.identify.identify, config.max_body_bytes, FastCall(self, self.server)
+        )
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._reload_task: asyncio.Task[None] | None = None
@@ -151,33 +157,6 @@ class McpService:
         return {"connected": upstream.connected, "error": upstream.error, "live_tools": tools}
 
 
-class _LazyEndpoint:
-    """The `/mcp` ASGI app, bound at request time to the lifespan's service."""
-
-    def __init__(self, holder: Mapping[str, Any]) -> None:
-        self._holder = holder
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        gateway = self._holder.get("gateway")
-        svc: McpService | None = getattr(gateway, "mcp", None)
-        if svc is None:
-            from starlette.responses import JSONResponse
-
-            await JSONResponse({"jsonrpc": "2.0", "id": None, "error": {
-                "code": -32603, "message": "The MCP gateway is not running."}}, status_code=503)(scope, receive, send)
-            return
-        await svc.endpoint(scope, receive, send)
-
-
-def mcp_routes(holder: Mapping[str, Any]) -> list[Any]:
-    """`/mcp` and `/mcp/{virtual_server}` for the app's route table; `holder["gateway"]`
-    is the lifespan's gateway, once it runs."""
-    from starlette.routing import Route
-
-    endpoint = _LazyEndpoint(holder)
-    return [Route("/mcp", endpoint), Route("/mcp/{virtual_server}", endpoint)]
-
-
 async def start_mcp(loaded: LoadedConfig, gateway: Any, env: Mapping[str, str]) -> McpService:
     """Build and start the service; audit, guard and oversight are read off `gateway` per call."""
     svc = McpService(
@@ -190,10 +169,3 @@ async def start_mcp(loaded: LoadedConfig, gateway: Any, env: Mapping[str, str]) 
         await svc.aclose()
         raise
     return svc
-
-
-async def stop_mcp(gateway: Any) -> None:
-    """Close the gateway's MCP service, if it has one."""
-    svc: McpService | None = getattr(gateway, "mcp", None)
-    if svc is not None:
-        await svc.aclose()
