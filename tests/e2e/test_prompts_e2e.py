@@ -194,6 +194,8 @@ def test_a_failing_gate_blocks_promotion_until_overridden(gw: Gateway, client: o
     assert "FAILED, overridden: demo day" in out
     events = gw.admin_ok("GET", "/prompts/gated/labels")["history"]
     assert (events[0]["label"], events[0]["reason"], events[0]["overridden"]) == ("production", "demo day", True)
+    ledger = gw.admin_ok("GET", "/audit", params={"type": "prompt.promote"})["data"]
+    assert any(e.get("reason") == "demo day" or e.get("data", {}).get("override_reason") == "demo day" for e in ledger), ledger
     ask(client, "prompt:gated@production", 1, customer="Ada")
 
 

@@ -64,18 +64,26 @@ def run_services(config_path: str | None, action: Callable[[Services], Awaitable
     config = loaded.config
 
     async def go() -> T:
+        from lockgate.audit.setup import open_ledger
+
         store = await Store.open(config.gateway.database)
+        # Label moves made here are ledger events too, as the gateway's are.
+        ledger = open_ledger(loaded, store) if config.audit.enabled else None
         try:
+            if ledger is not None:
+                await ledger.start()
             notifier = Notifier(config.gateway.redis)
             static = config_experiments(config.experiments, loaded_at=_now())
             services = Services(
                 loaded,
-                PromptService(store, notifier=notifier),  # the gate is found when promoting
+                PromptService(store, notifier=notifier, audit=lambda: ledger),  # the gate is found when promoting
                 ExperimentService(store, notifier=notifier, static=static, known_models=config.models),
                 store,
             )
             return await action(services)
         finally:
+            if ledger is not None:
+                await ledger.aclose()
             await store.aclose()
 
     try:
