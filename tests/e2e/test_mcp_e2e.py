@@ -173,6 +173,9 @@ def approved(env: Env) -> Env:
         assert done["status"] == "approved" and done["approved_tools"]
     eventually(lambda: _names(env, ADMIN_KEY) >= {"crm__lookup_customer", "files__read_file"},
                what="approved tools listed")
+    changes = env.admin("GET", "/audit", params={"type": "admin.change", "limit": 200})["data"]
+    approvals = {e["target"]["object"] for e in changes if e["data"].get("action") == "mcp_server.approve"}
+    assert {"mcp_server:crm", "mcp_server:files"} <= approvals  # admin changes are ledger events
     return env
 
 
@@ -558,7 +561,10 @@ async def test_a_server_registered_at_run_time_starts_the_mcp_gateway(tmp_path: 
         key = _register(api, "late-bot", ["crm/*"])
 
         async def listed() -> bool:
-            return "crm__lookup_customer" in await _list(api, key)
+            try:
+                return "crm__lookup_customer" in await _list(api, key)
+            except (MCPError, ExceptionGroup):  # the new key reaches the gateway within refresh_interval
+                return False
 
         await _until(listed, 10, "the approved tool listed")
         result = await _call(api, key, "crm__lookup_customer", {"customer_id": 1})

@@ -47,11 +47,20 @@ def _run(config_path: str | None, action: Callable[[McpControl], Awaitable[T]]) 
     gw = loaded.config.gateway
 
     async def go() -> T:
+        from lockgate.audit.setup import open_ledger
+
         store = await Store.open(gw.database)
+        ledger = open_ledger(loaded, store) if loaded.config.audit.enabled else None
         try:
-            control = McpControl(store, Notifier(gw.redis), config_servers=list(loaded.config.mcp.servers))
+            if ledger is not None:
+                await ledger.start()
+            control = McpControl(
+                store, Notifier(gw.redis), config_servers=list(loaded.config.mcp.servers), audit=ledger,
+            )
             return await action(control)
         finally:
+            if ledger is not None:
+                await ledger.aclose()
             await store.aclose()
 
     try:

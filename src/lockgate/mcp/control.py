@@ -42,10 +42,22 @@ def pin_out(pin: ToolPin, server: str) -> dict[str, Any]:
 
 
 class McpControl:
-    def __init__(self, store: Store, notifier: Notifier, *, config_servers: Sequence[str] = ()) -> None:
+    def __init__(
+        self, store: Store, notifier: Notifier, *, config_servers: Sequence[str] = (), audit: Any = None
+    ) -> None:
         self.store = store
         self._notifier = notifier
         self._config_servers = set(config_servers)
+        self.audit = audit  # the ledger, when on: every change here is an `admin.change` event
+
+    async def _changed(self, obj: str, *, action: str, actor: str = "admin", **data: Any) -> None:
+        """Tell every gateway, and put the change in the ledger."""
+        await self._notifier.publish()
+        if self.audit is not None:
+            await self.audit.record(
+                "admin.change", actor={"kind": "operator", "principal": actor}, target={"object": obj},
+                data={"action": action, **data},
+            )
 
     async def register_server(
         self, name: str, *, url: str, headers: Mapping[str, str] | None = None, description: str = ""
@@ -68,7 +80,7 @@ class McpControl:
         record = await self.store.upsert_mcp_server(
             name, transport="http", url=url, headers=dict(headers or {}), description=description, source="admin",
         )
-        await self._notifier.publish()
+        await self._changed(f"mcp_server:{name}", action="mcp_server.register", url=url)
         return record
 
     async def servers(self) -> list[dict[str, Any]]:
@@ -91,12 +103,12 @@ class McpControl:
         """Approve the server and its pending tool definitions (all, or those named)."""
         record = await self.store.set_mcp_server_status(name, approved=True, actor=actor)
         decided = await self.store.decide_tool_pins(record.id, approve=True, actor=actor, tools=tools)
-        await self._notifier.publish()
+        await self._changed(f"mcp_server:{record.name}", action="mcp_server.approve", actor=actor, tools=[p.tool for p in decided])
         return server_out(record) | {"approved_tools": [pin_out(p, record.name) for p in decided]}
 
     async def quarantine_server(self, name: str, *, actor: str) -> McpServerRecord:
         record = await self.store.set_mcp_server_status(name, approved=False, actor=actor)
-        await self._notifier.publish()
+        await self._changed(f"mcp_server:{record.name}", action="mcp_server.quarantine", actor=actor)
         return record
 
     async def delete_server(self, name: str) -> McpServerRecord:
@@ -104,7 +116,7 @@ class McpControl:
         if record.source == "config":
             raise Conflict(f"MCP server {record.name!r} comes from the config; remove it there.")
         deleted = await self.store.delete_mcp_server(record.id)
-        await self._notifier.publish()
+        await self._changed(f"mcp_server:{record.name}", action="mcp_server.delete")
         return deleted
 
     async def tools(self, *, server: str | None = None, status: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -128,7 +140,7 @@ class McpControl:
         )
         if not decided:
             raise NotFound(f"Tool {name!r} has no definition waiting for a decision.")
-        await self._notifier.publish()
+        await self._changed(f"tool:{name}", action="tool.approve" if approve else "tool.reject", actor=actor, digests=[p.digest for p in decided])
         return [pin_out(p, record.name) for p in decided]
 
     async def _split(self, name: str) -> tuple[McpServerRecord, str]:

@@ -44,7 +44,8 @@ class McpHost:
         self._env = env
         config = loaded.config
         self.control = McpControl(
-            gateway.access.store, Notifier(config.gateway.redis), config_servers=list(config.mcp.servers)
+            gateway.access.store, Notifier(config.gateway.redis), config_servers=list(config.mcp.servers),
+            audit=getattr(gateway, "audit", None),
         )
         self.service: McpService | None = None
         self._lock = asyncio.Lock()

@@ -55,7 +55,8 @@ class McpService:
         self.registry = Registry(config, access.store, secret=read_secret(env, loaded.secrets), http=http)
         self.rules = McpRules(config)
         self.control = McpControl(
-            access.store, Notifier(loaded.config.gateway.redis), config_servers=list(config.servers)
+            access.store, Notifier(loaded.config.gateway.redis), config_servers=list(config.servers),
+            audit=plugins("audit"),
         )
         self._entities = access.policy.entities(records_of(access.state()))
         self.calls = ToolCalls(Services(
