@@ -15,12 +15,16 @@ schema check needs the whole answer: it runs when the choice finishes, and its
 `block` ends the stream with an error event instead of the normal end. Placeholders
 from input redaction with `restore = true` are swapped back in the sent text (a
 placeholder cut by a chunk is held back until it is whole).
-Tool-call argument deltas are passed through as they come.
+Tool-call arguments: a call's argument deltas are held until the call is complete (the
+next call starts, the choice finishes, or the stream ends), then scanned whole with the
+same output scanners, redacted or blocked as text is, their placeholders restored, and
+sent as one delta. Arguments are small JSON documents, so holding them costs little;
+scanning them in pieces could split a match.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from lockgate.core.context import RequestContext
@@ -29,11 +33,12 @@ from lockgate.core.types import (
     StreamEvent,
     StreamFinish,
     StreamTextDelta,
+    StreamToolCallDelta,
     StreamToolCallStart,
 )
 from lockgate.errors import LockgateError
 from lockgate.guard.engine import GuardEngine, Hit, heavy, redact_text, scan_text
-from lockgate.guard.policy import Policy
+from lockgate.guard.policy import BoundScanner, Policy
 from lockgate.guard.redact import Vault
 from lockgate.guard.types import ScanContext
 
@@ -66,6 +71,23 @@ class _StreamGuard:
         self.window = min(needs, engine.config.stream_window)
         self.windows: dict[int, _Window] = {}
         self.seen: set[tuple[str, str, str, str]] = set()
+        self.calls: dict[tuple[int, int], list[str]] = {}  # (choice, tool index) -> argument deltas
+
+    def hold(self, event: StreamToolCallDelta) -> None:
+        self.calls.setdefault((event.index, event.tool_index), []).append(event.arguments)
+
+    async def release(self, index: int | None = None) -> list[StreamToolCallDelta]:
+        """The held calls of choice `index` (all, when None), scanned, as one delta each."""
+        out: list[StreamToolCallDelta] = []
+        for key in sorted(k for k in self.calls if index is None or k[0] == index):
+            arguments = "".join(self.calls.pop(key))
+            if self.spans and arguments:
+                hits = await self.engine.run(_scanner(self.spans, arguments), len(arguments), heavy=self.heavy)
+                if hits:
+                    await self._decide(hits)
+                    arguments = redact_text(arguments, hits, self.vault)
+            out.append(StreamToolCallDelta(tool_index=key[1], arguments=self.vault.restore(arguments), index=key[0]))
+        return out
 
     async def push(self, index: int, text: str, *, flush: bool = False, end: bool = False) -> str:
         """Text to send now for choice `index`; `flush` sends all pending (a tool call or
@@ -136,6 +158,10 @@ class _StreamGuard:
             await self._decide(hits)
 
 
+def _scanner(spans: tuple[BoundScanner, ...], text: str) -> Callable[[], list[Hit]]:
+    return lambda: scan_text(spans, text, ScanContext("output", final=True))
+
+
 def _shift(h: Hit, by: int) -> Hit:
     f = h.finding
     return Hit(h.bound, type(f)(f.entity, max(0, f.start - by), f.end - by, f.score), h.where)
@@ -155,10 +181,14 @@ async def guard_stream(
             out = await guard.push(event.index, event.text)
             if out:
                 yield StreamTextDelta(text=out, index=event.index)
+        elif isinstance(event, StreamToolCallDelta):
+            guard.hold(event)
         elif isinstance(event, StreamFinish | StreamToolCallStart):
             out = await guard.push(event.index, "", flush=True, end=isinstance(event, StreamFinish))
             if out:
                 yield StreamTextDelta(text=out, index=event.index)
+            for call in await guard.release(event.index):  # the previous call is complete
+                yield call
             yield event
         else:
             yield event
@@ -166,4 +196,6 @@ async def guard_stream(
         out = await guard.push(index, "", end=True)
         if out:
             yield StreamTextDelta(text=out, index=index)
+    for call in await guard.release():
+        yield call
 

@@ -217,3 +217,57 @@ def test_vault_keeps_only_what_is_restored() -> None:
     assert v.placeholder("CREDIT_CARD", CARD, keep=True) == "<CREDIT_CARD_1>"
     assert v.restore("x <CREDIT_CARD_1> <CREDIT_CARD_2>") == f"x {CARD} <CREDIT_CARD_2>"
     assert v.unrestore(f"x {CARD}") == "x <CREDIT_CARD_1>"
+
+
+async def _tool_events(*fragments: str) -> AsyncIterator[StreamEvent]:
+    from lockgate.core.types import StreamToolCallDelta, StreamToolCallStart
+
+    yield StreamStart(id="s", model="m", created=0)
+    yield StreamToolCallStart(tool_index=0, id="c1", name="send_mail")
+    for f in fragments:
+        yield StreamToolCallDelta(tool_index=0, arguments=f)
+    yield StreamToolCallStart(tool_index=1, id="c2", name="noop")
+    yield StreamToolCallDelta(tool_index=1, arguments='{"ok": true}')
+    yield StreamFinish(finish_reason="tool_calls")
+
+
+async def test_streamed_tool_call_arguments_are_scanned_whole() -> None:
+    from lockgate.core.types import StreamToolCallDelta
+
+    e = engine(output=[{"scanner": "pii", "entities": ["EMAIL_ADDRESS"], "action": "redact"}])
+    stage = GuardStage(e)
+    ctx = context("hi", stream=True)
+    await stage.admit(ctx)
+    fragments = ['{"to": "someone.imp', "ortant@exa", 'mple.com", "body": "hi"}']
+    out = [ev async for ev in stage.filter_stream(ctx, _tool_events(*fragments))]
+    deltas = [ev for ev in out if isinstance(ev, StreamToolCallDelta)]
+    assert [(d.tool_index, d.arguments) for d in deltas] == [
+        (0, '{"to": "<EMAIL_ADDRESS_1>", "body": "hi"}'), (1, '{"ok": true}')
+    ]
+    kinds = [type(ev).__name__ for ev in out]
+    assert kinds.index("StreamToolCallDelta") < kinds.index("StreamFinish")
+    assert kinds[1:4] == ["StreamToolCallStart", "StreamToolCallDelta", "StreamToolCallStart"]
+
+
+async def test_streamed_tool_call_arguments_blocked_end_the_stream() -> None:
+    e = engine(output=[{"scanner": "pii", "entities": ["EMAIL_ADDRESS"], "action": "block"}])
+    stage = GuardStage(e)
+    ctx = context("hi", stream=True)
+    await stage.admit(ctx)
+    sent: list[StreamEvent] = []
+    with pytest.raises(GuardrailBlocked):
+        async for ev in stage.filter_stream(ctx, _tool_events('{"to": "a.person@example.com"}')):
+            sent.append(ev)
+    assert not any("a.person" in getattr(ev, "arguments", "") for ev in sent)
+
+
+async def test_streamed_tool_call_arguments_get_their_placeholders_restored() -> None:
+    from lockgate.core.types import StreamToolCallDelta
+
+    e = engine(**REDACT)
+    stage = GuardStage(e)
+    ctx = context(f"card {CARD}", stream=True)
+    await stage.admit(ctx)
+    out = [ev async for ev in stage.filter_stream(ctx, _tool_events('{"card": "<CREDIT', '_CARD_1>"}'))]
+    deltas = [ev for ev in out if isinstance(ev, StreamToolCallDelta)]
+    assert deltas[0].arguments == f'{{"card": "{CARD}"}}'
