@@ -17,6 +17,7 @@ import click
 from lockgate.access.models import Limits
 from lockgate.access.services import AccessService, Notifier
 from lockgate.admin.schemas import out
+from lockgate.cli._store import opened
 from lockgate.config.loader import load_config
 from lockgate.errors import ConfigError, LockgateError
 
@@ -32,8 +33,6 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.
 
 
 def _run(config_path: str | None, action: Callable[[AccessService], Awaitable[T]]) -> T:
-    from lockgate.store.store import Store
-
     try:
         loaded = load_config(config_path, os.environ)
     except ConfigError as exc:
@@ -41,23 +40,13 @@ def _run(config_path: str | None, action: Callable[[AccessService], Awaitable[T]
     gw = loaded.config.gateway
 
     async def go() -> T:
-        from lockgate.audit.setup import open_ledger
-
-        store = await Store.open(gw.database)
-        ledger = open_ledger(loaded, store) if loaded.config.audit.enabled else None
-        try:
-            if ledger is not None:
-                await ledger.start()
+        async with opened(loaded) as (store, ledger):
             service = AccessService(
                 store, loaded.config.access, notifier=Notifier(gw.redis), known_models=loaded.config.models,
                 known_providers=loaded.config.providers,
             )
             service.audit = ledger
             return await action(service)
-        finally:
-            if ledger is not None:
-                await ledger.aclose()
-            await store.aclose()
 
     try:
         return asyncio.run(go())

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from lockgate.access.services import Notifier
+from lockgate.cli._store import opened
 from lockgate.config.loader import load_config
 from lockgate.errors import ConfigError, LockgateError
 from lockgate.mcp.control import McpControl, server_out
@@ -38,8 +39,6 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.
 
 
 def _run(config_path: str | None, action: Callable[[McpControl], Awaitable[T]]) -> T:
-    from lockgate.store.store import Store
-
     try:
         loaded = load_config(config_path, os.environ)
     except ConfigError as exc:
@@ -47,21 +46,11 @@ def _run(config_path: str | None, action: Callable[[McpControl], Awaitable[T]]) 
     gw = loaded.config.gateway
 
     async def go() -> T:
-        from lockgate.audit.setup import open_ledger
-
-        store = await Store.open(gw.database)
-        ledger = open_ledger(loaded, store) if loaded.config.audit.enabled else None
-        try:
-            if ledger is not None:
-                await ledger.start()
+        async with opened(loaded) as (store, ledger):
             control = McpControl(
                 store, Notifier(gw.redis), config_servers=list(loaded.config.mcp.servers), audit=ledger,
             )
             return await action(control)
-        finally:
-            if ledger is not None:
-                await ledger.aclose()
-            await store.aclose()
 
     try:
         return asyncio.run(go())

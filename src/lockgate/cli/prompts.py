@@ -58,20 +58,15 @@ def run_services(config_path: str | None, action: Callable[[Services], Awaitable
     from lockgate.prompts.experiments import ExperimentService
     from lockgate.prompts.registry import config_experiments
     from lockgate.prompts.service import PromptService
-    from lockgate.store.store import Store
 
     loaded = load(config_path)
     config = loaded.config
 
     async def go() -> T:
-        from lockgate.audit.setup import open_ledger
+        from lockgate.cli._store import opened
 
-        store = await Store.open(config.gateway.database)
         # Label moves made here are ledger events too, as the gateway's are.
-        ledger = open_ledger(loaded, store) if config.audit.enabled else None
-        try:
-            if ledger is not None:
-                await ledger.start()
+        async with opened(loaded) as (store, ledger):
             notifier = Notifier(config.gateway.redis)
             static = config_experiments(config.experiments, loaded_at=_now())
             services = Services(
@@ -81,10 +76,6 @@ def run_services(config_path: str | None, action: Callable[[Services], Awaitable
                 store,
             )
             return await action(services)
-        finally:
-            if ledger is not None:
-                await ledger.aclose()
-            await store.aclose()
 
     try:
         return asyncio.run(go())
