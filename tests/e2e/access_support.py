@@ -95,14 +95,22 @@ def open_backend(kind: str, tmp: Path) -> Generator[Backend]:
     if kind == "sqlite":
         yield Backend("sqlite", f"sqlite:///{tmp / 'lockgate.db'}", None)
         return
-    base = postgres_base()
     redis_address = redis_url()
-    schema = f"lge2e_{uuid.uuid4().hex}"
+    with postgres_schema("lge2e") as url:
+        yield Backend("postgres", url, redis_address)
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Generator[str]:
+    """A fresh PostgreSQL schema (named `prefix_<random>`), dropped afterwards; its URL."""
+    base = postgres_base()
+    schema = f"{prefix}_{uuid.uuid4().hex}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield Backend("postgres", url.render_as_string(hide_password=False), redis_address)
+        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -4,17 +4,13 @@ audit recorder."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy import make_url
-from tests.e2e.access_support import postgres_base
+from tests.e2e.access_support import postgres_schema
 
 from lockgate.store import Store
 
@@ -24,15 +20,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lockgate.db'}"
         return
-    base = postgres_base()
-    schema = f"lgprompts_{uuid.uuid4().hex}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with postgres_schema("lgprompts") as url:
+        yield url
 
 
 @pytest.fixture
