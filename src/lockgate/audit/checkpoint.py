@@ -21,7 +21,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lockgate.audit import merkle
 from lockgate.audit.canonical import canonical
 from lockgate.errors import ConfigError
 
@@ -84,13 +83,8 @@ def verify_signature(row: dict[str, Any], trusted: set[str] | None = None) -> st
         return f"signed by key {row['key_id']}, which is not a trusted key"
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64))
-        when = row["time"]
-        if not isinstance(when, datetime):
-            text = str(when)
-            when = datetime.fromisoformat(text) if not text.endswith("Z") or "." in text else None
-            time = rfc3339(when) if when is not None else text
-        else:
-            time = rfc3339(when)
+        when = row["time"]  # a datetime, or text as a database or an export holds it
+        time = rfc3339(when if isinstance(when, datetime) else datetime.fromisoformat(str(when)))
         public.verify(base64.b64decode(str(row["signature"])), checkpoint_statement(int(row["tree_size"]), str(row["root_hash"]), time))
     except (InvalidSignature, ValueError):
         return "bad signature"
@@ -127,8 +121,3 @@ def load_signer(secret: str | None, key_file: Path | None) -> Signer:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     return Signer(key)
-
-
-def extend(tree: merkle.CompactTree, bodies: list[str]) -> None:
-    for body in bodies:
-        tree.append(merkle.leaf_hash(body.encode()))

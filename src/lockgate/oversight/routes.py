@@ -19,7 +19,7 @@ from starlette.routing import Route
 from lockgate.core.context import RequestContext
 from lockgate.core.ids import uuid7
 from lockgate.errors import InvalidRequest, LockgateError, NotFound, PayloadTooLarge
-from lockgate.gateway.edge import error_response
+from lockgate.gateway.edge import credential_of, error_response
 
 __all__ = ["oversight_routes"]
 
@@ -29,7 +29,7 @@ _MAX_REASONING = 256 * 1024
 def oversight_routes(gateway: Callable[[], Any]) -> list[Route]:
     async def caller(request: Request) -> RequestContext:
         rid = uuid7()
-        ctx = RequestContext(request_id=rid, dialect="openai", endpoint="control", credential=_credential(request))
+        ctx = RequestContext(request_id=rid, dialect="openai", endpoint="control", credential=credential_of(request))
         await gateway().authenticate(ctx)
         return ctx
 
@@ -85,9 +85,3 @@ async def _reasoning_body(request: Request) -> tuple[str, str]:
     if not isinstance(reasoning, str) or not reasoning:
         raise InvalidRequest("'reasoning' must be a non-empty string.", param="reasoning")
     return request_id, reasoning
-
-
-def _credential(request: Request) -> str | None:
-    from lockgate.gateway.edge import credential_of
-
-    return credential_of(request)

@@ -11,7 +11,7 @@ turns a pending event into its row; it runs under the lock, so it must be quick.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -290,10 +290,6 @@ class AuditMixin(StoreBase):
             row = (await conn.execute(select(audit_payloads).where(audit_payloads.c.seq == seq))).first()
         return dict(row._mapping) if row else None  # pyright: ignore[reportPrivateUsage]
 
-    async def count_audit(self) -> int:
-        async with self._read() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(audit_events)) or 0)
-
     # --- checkpoints -------------------------------------------------------------------
 
     async def add_checkpoint(self, row: dict[str, Any]) -> bool:
@@ -349,8 +345,3 @@ class AuditMixin(StoreBase):
         async with self._write(control=False) as conn:
             result = await conn.execute(delete(audit_payloads).where(audit_payloads.c.created_at < before))
         return int(result.rowcount or 0)
-
-    async def payload_seqs(self, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
-        async with self._read() as conn:
-            rows = await conn.execute(select(audit_payloads).where(audit_payloads.c.seq.in_(list(seqs))))
-            return {int(r.seq): dict(r._mapping) for r in rows}  # pyright: ignore[reportPrivateUsage]
