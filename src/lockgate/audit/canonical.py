@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import rfc8785
 
-__all__ = ["Canonical", "canonical", "is_plain_float"]
+__all__ = ["Canonical", "canonical", "is_plain_float", "json_number", "number"]
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 # Where msgspec and JCS could differ: an exponent or an integral ".0" ending (checked
@@ -72,3 +72,43 @@ def _needs_reference(out: bytes) -> bool:
 def is_plain_float(x: float) -> bool:
     """True when msgspec writes this float exactly as JCS does (no scan needed)."""
     return not x.is_integer() and (1e-5 <= abs(x) < 1e15)
+
+
+def json_number(x: float) -> bytes:
+    """A float as RFC 8785 writes it (ECMAScript's Number::toString): the shortest
+    round-trip digits (Python's `repr` has the same), placed by ECMA-262 7.1.12.1."""
+    if x != x or x in (_INF, -_INF):
+        raise ValueError("NaN and infinities are not JSON numbers")
+    if x == 0:
+        return b"0"
+    if x < 0:
+        return b"-" + json_number(-x)
+    mantissa, _, exp = repr(x).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    trimmed = digits.rstrip("0")
+    k = len(trimmed)
+    # x = 0.<trimmed> x 10^n
+    n = k + (int(exp) if exp else 0) - len(frac) + (len(digits) - k)
+    if k <= n <= 21:
+        text = trimmed + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = trimmed[:n] + "." + trimmed[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + trimmed
+    else:
+        e = n - 1
+        head = trimmed[0] + ("." + trimmed[1:] if k > 1 else "")
+        text = f"{head}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return text.encode()
+
+
+def number(x: float | None) -> float | msgspec.Raw | None:
+    """`x` ready for msgspec to write in RFC 8785 form: itself when msgspec already
+    writes it so, else its exact bytes as `msgspec.Raw`."""
+    if x is None or isinstance(x, int) or is_plain_float(x):
+        return x
+    return msgspec.Raw(json_number(x))
+
+
+_INF = float("inf")

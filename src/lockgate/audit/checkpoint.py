@@ -30,7 +30,10 @@ LEDGER_ID = "lockgate-audit/v1"
 
 
 def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds and "Z" (fixed width)."""
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def checkpoint_statement(tree_size: int, root_hash: str, time: str) -> bytes:

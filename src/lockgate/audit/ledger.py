@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lockgate.audit import merkle
-from lockgate.audit.canonical import canonical, is_plain_float
+from lockgate.audit.canonical import canonical, is_plain_float, number
 from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
 from lockgate.audit.event import AuditEvent, actor_of, digest
@@ -54,53 +54,60 @@ class AuditUnavailable(LockgateError):
 class _Pending:
     __slots__ = ("event", "future", "payload")
 
-    def __init__(self, event: AuditEvent, payload: dict[str, Any] | None, future: asyncio.Future[int]) -> None:
+    def __init__(
+        self, event: AuditEvent, payload: tuple[Any, ...] | None, future: asyncio.Future[int] | None
+    ) -> None:
         self.event = event
-        self.payload = payload
+        self.payload = payload  # (subject, scheme, nonce, data)
         self.future = future
 
 
-def row_of(event: AuditEvent, body: str, chain: str) -> dict[str, Any]:
-    """The `audit_events` row of an event: its body and the fields copied out for search."""
-    target = event.target
-    return {
-        "seq": event.seq,
-        "id": event.id,
-        "time": datetime.fromisoformat(event.time),
-        "type": event.type,
-        "request_id": event.request_id,
-        "principal": event.actor.principal if event.actor else None,
-        "agent": event.actor.agent if event.actor else None,
-        "model": target.model if target else None,
-        "decision": event.decision.effect if event.decision else None,
-        "status": event.status,
-        "body": body,
-        "chain": chain,
-    }
+def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
+    """The `audit_events` row of a sealed event (`EVENT_COLUMNS` order): its body and
+    the fields copied out for search; the time stays RFC 3339 text, which each writer
+    converts for its database."""
+    actor, target, decision = event.actor, event.target, event.decision
+    return (
+        event.seq,
+        event.id,
+        event.time,
+        event.type,
+        event.request_id,
+        actor.principal if actor else None,
+        actor.agent if actor else None,
+        target.model if target else None,
+        decision.effect if decision else None,
+        event.status,
+        body,
+        chain,
+    )
 
 
 def _body_bytes(event: AuditEvent) -> bytes:
-    """The event's RFC 8785 bytes. Its keys are ASCII and its strings need nothing, so
-    unless a float is one msgspec would write differently, or `data` (free-form) is
-    set, msgspec's sorted output is already canonical."""
-    plain = not event.data and all(
-        x is None or is_plain_float(x)
-        for x in (event.cost_usd, event.latency_ms, *(g.score for g in event.guard))
+    """The event's RFC 8785 bytes. Its keys are ASCII and msgspec escapes strings as JCS
+    does, so msgspec's sorted output is canonical once every float is written JCS's way
+    (`number`: those msgspec would write differently go in as raw bytes). Only `data`,
+    free-form, needs the general path."""
+    if event.data:
+        return canonical(msgspec.to_builtins(event))
+    guard = event.guard
+    if any(g.score is not None and not is_plain_float(g.score) for g in guard):
+        guard = [msgspec.structs.replace(g, score=number(g.score)) for g in guard]  # pyright: ignore[reportArgumentType]
+    exact = msgspec.structs.replace(
+        event, cost_usd=number(event.cost_usd), latency_ms=number(event.latency_ms), guard=guard  # pyright: ignore[reportArgumentType]
     )
-    if plain:
-        return _sorted(event)
-    return canonical(msgspec.to_builtins(event))
+    return _sorted(exact)
 
 
 _sorted = msgspec.json.Encoder(order="sorted").encode
 
 
 def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent, str, str]:
+    """The event numbered `seq`, its RFC 8785 body, and its chain hash after `prev_chain`."""
     event = msgspec.structs.replace(event, seq=seq)
-    body = _body_bytes(event).decode()
-    leaf = merkle.leaf_hash(body.encode())
-    chain = hashlib.sha256(bytes.fromhex(prev_chain) + leaf).hexdigest()
-    return event, body, chain
+    raw = _body_bytes(event)
+    chain = hashlib.sha256(bytes.fromhex(prev_chain) + merkle.leaf_hash(raw)).hexdigest()
+    return event, raw.decode(), chain
 
 
 class _DirectWriter:
@@ -135,6 +142,11 @@ class _DirectWriter:
             waited += delay
             delay = min(delay * 2, 0.02)
 
+    async def tidy(self) -> None:
+        """Housekeeping between commits, off the loop (SQLite: checkpoint the WAL)."""
+        if self._sqlite is not None:
+            await asyncio.to_thread(self._sqlite.checkpoint_wal)
+
     async def close(self) -> None:
         if self._pg is not None:
             await self._pg.close()
@@ -145,6 +157,7 @@ class _DirectWriter:
 
 
 _RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
+_TIDY_EVERY = 1.0  # seconds between WAL checkpoints while events arrive
 _LOCK_WAIT = 30.0  # seconds a batch waits for another writer's SQLite lock before failing
 
 
@@ -182,6 +195,8 @@ class Ledger:
         if self.config.checkpoint_interval > 0:
             self._tasks.append(loop.create_task(self._checkpoints(), name="audit-checkpoints"))
         self._tasks.append(loop.create_task(self._retention(), name="audit-retention"))
+        if self._direct is not None:
+            self._tasks.append(loop.create_task(self._tidy(), name="audit-tidy"))
 
     async def aclose(self) -> None:
         self._closing = True
@@ -264,15 +279,18 @@ class Ledger:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(event, payload_row, future))
         self._wake.set()
-        return await asyncio.shield(future)
+        # Not shielded: a caller cancelled meanwhile cancels only its wait; the event
+        # stays queued and is written all the same.
+        return await future
 
-    async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> tuple[Any, ...]:
+        """(subject, scheme, nonce, data) of the event's payloads, sealed for its subject."""
         plain = canonical(payload)
         if self._cipher is None:
-            return {"subject": event.subject, "scheme": "plain", "nonce": None, "data": plain, "created_at": self._clock()}
+            return (event.subject, "plain", None, plain)
         subject = event.subject or "unattributed"
         nonce, data = await self._cipher.seal(subject, event.id, plain)
-        return {"subject": subject, "scheme": "aes-256-gcm", "nonce": nonce, "data": data, "created_at": self._clock()}
+        return (subject, "aes-256-gcm", nonce, data)
 
     async def _writer(self) -> None:
         while True:
@@ -287,30 +305,37 @@ class Ledger:
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    @staticmethod
+    def _sealer(batch: list[_Pending]) -> Callable[[int, int, str], SealedEvent]:
         def seal(i: int, seq: int, prev: str) -> SealedEvent:
             pending = batch[i]
             event, body, chain = seal_body(pending.event, seq, prev)
-            payload = None if pending.payload is None else {**pending.payload, "seq": seq}
+            payload = None if pending.payload is None else (seq, *pending.payload, event.time)
             return SealedEvent(row_of(event, body, chain), chain, payload)
 
+        return seal
+
+    def _committed(self, count: int) -> None:
+        self.commits += 1
+        self.committed += count
+        self._since_checkpoint += count
+
+    async def _commit(self, batch: list[_Pending]) -> None:
         try:
             if self._direct is not None:
-                seqs = await self._direct.append(len(batch), seal)
+                seqs = await self._direct.append(len(batch), self._sealer(batch))
             else:
-                seqs = await self.store.append_audit(len(batch), seal)
+                seqs = await self.store.append_audit(len(batch), self._sealer(batch))
         except Exception as exc:
             _log.error("audit write failed: %s", type(exc).__name__)
             failure = AuditUnavailable("The audit ledger could not record this request, so it was not answered.")
             for pending in batch:
-                if not pending.future.done():
+                if pending.future is not None and not pending.future.done():
                     pending.future.set_exception(failure)
             return
-        self.commits += 1
-        self.committed += len(batch)
-        self._since_checkpoint += len(batch)
+        self._committed(len(batch))
         for pending, seq in zip(batch, seqs, strict=True):
-            if not pending.future.done():
+            if pending.future is not None and not pending.future.done():
                 pending.future.set_result(seq)
 
     # --- checkpoints and retention --------------------------------------------------------
@@ -344,6 +369,19 @@ class Ledger:
                 await self.checkpoint()
             except Exception as exc:
                 _log.warning("audit checkpoint failed: %s", type(exc).__name__)
+
+    async def _tidy(self) -> None:
+        assert self._direct is not None
+        seen = self.commits
+        while True:
+            await asyncio.sleep(_TIDY_EVERY)
+            if self.commits == seen:
+                continue
+            seen = self.commits
+            try:
+                await self._direct.tidy()
+            except Exception as exc:
+                _log.warning("audit WAL checkpoint failed: %s", type(exc).__name__)
 
     async def _retention(self) -> None:
         while True:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -21,7 +23,7 @@ def run(loaded: LoadedConfig, env: dict[str, str]) -> None:
         log.warning("secret not set", extra={"detail": missing})
     app = create_app(loaded, env=env)
     gw = loaded.config.gateway
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=gw.host,
@@ -37,3 +39,14 @@ def run(loaded: LoadedConfig, env: dict[str, str]) -> None:
     )
     log.info("starting", extra={"host": gw.host, "port": gw.port, "config": loaded.source})
     server.run()
+
+
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        # Everything built at start (modules, config, compiled policies, recognisers) lives
+        # until exit: move it out of the collector's generations, so that a full
+        # collection under load scans only request garbage (measured: p99 at 16
+        # connections from ~90 ms to ~10 ms, see docs/performance.md).
+        gc.collect()
+        gc.freeze()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 
@@ -12,9 +12,13 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def uuid7() -> str:
-    """A RFC 9562 version 7 UUID as text: 48 bits of Unix milliseconds, then random bits."""
+    """A RFC 9562 version 7 UUID as text: 48 bits of Unix milliseconds, then random bits.
+
+    The random bits make ids unique, not secret (nothing is authorised by knowing an
+    id), so they come from `random` (seeded from the OS, reseeded after a fork) rather
+    than a system call per id."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = random.getrandbits(80)
     value = (ms & 0xFFFFFFFFFFFF) << 80 | rand
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant

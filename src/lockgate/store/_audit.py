@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, text
@@ -24,31 +24,33 @@ from lockgate.store.tables_audit import (
     audit_payloads,
     audit_subject_keys,
 )
-from lockgate.store.types import SQLITE_TIME_FORMAT
 
-__all__ = ["GENESIS", "AuditMixin", "PgAppender", "SealedEvent", "SqliteAppender"]
+__all__ = ["EVENT_COLUMNS", "GENESIS", "PAYLOAD_COLUMNS", "AuditMixin", "PgAppender", "SealedEvent", "SqliteAppender"]
 
 GENESIS = "0" * 64  # the chain hash before the first event
 _PG_LEDGER_LOCK = 0x6C6764676C656467  # pg_advisory_xact_lock key of the ledger
 
 
 class SealedEvent:
-    """One event ready to insert: its row and, when it carries any, its payload row."""
+    """One event ready to insert: its `audit_events` row (in `EVENT_COLUMNS` order, the
+    time as RFC 3339 text) and, when it carries any, its `audit_payloads` row (in
+    `PAYLOAD_COLUMNS` order, the same time)."""
 
     __slots__ = ("chain", "payload", "row")
 
-    def __init__(self, row: dict[str, Any], chain: str, payload: dict[str, Any] | None) -> None:
+    def __init__(self, row: tuple[Any, ...], chain: str, payload: tuple[Any, ...] | None) -> None:
         self.row = row
         self.chain = chain
         self.payload = payload
 
 
-_EVENT_COLUMNS = ("seq", "id", "time", "type", "request_id", "principal", "agent", "model", "decision", "status", "body", "chain")
-_PAYLOAD_COLUMNS = ("seq", "subject", "scheme", "nonce", "data", "created_at")
+EVENT_COLUMNS = ("seq", "id", "time", "type", "request_id", "principal", "agent", "model", "decision", "status", "body", "chain")
+PAYLOAD_COLUMNS = ("seq", "subject", "scheme", "nonce", "data", "created_at")
+_EVENT_TIME = EVENT_COLUMNS.index("time")
 
 
 def _seal_all(
-    count: int, seal: Callable[[int, int, str], SealedEvent], seq: int, chain: str, time: Callable[[datetime], Any]
+    count: int, seal: Callable[[int, int, str], SealedEvent], seq: int, chain: str, time: Callable[[str], Any]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
     rows: list[tuple[Any, ...]] = []
     payloads: list[tuple[Any, ...]] = []
@@ -58,16 +60,21 @@ def _seal_all(
         sealed = seal(i, seq, chain)
         chain = sealed.chain
         row = sealed.row
-        rows.append(tuple(time(row[c]) if c == "time" else row[c] for c in _EVENT_COLUMNS))
+        at = time(row[_EVENT_TIME])
+        rows.append((*row[:_EVENT_TIME], at, *row[_EVENT_TIME + 1 :]))
         seqs.append(seq)
         if sealed.payload is not None:
-            p = sealed.payload
-            payloads.append(tuple(time(p[c]) if c == "created_at" else p[c] for c in _PAYLOAD_COLUMNS))
+            payloads.append((*sealed.payload[:-1], at))
     return rows, payloads, seqs
 
 
 def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _sqlite_time(value: str) -> str:
+    """RFC 3339 UTC text ("...123456Z") as the SQLite columns hold it (same width)."""
+    return value[:-1] + "+00:00"
 
 
 _TAIL_SQL = "SELECT seq, chain FROM audit_events ORDER BY seq DESC LIMIT 1"
@@ -87,19 +94,33 @@ class SqliteAppender:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert_event = _insert_sql("audit_events", _EVENT_COLUMNS, "?")
-        self._insert_payload = _insert_sql("audit_payloads", _PAYLOAD_COLUMNS, "?")
+        self._insert_event = _insert_sql("audit_events", EVENT_COLUMNS, "?")
+        self._insert_payload = _insert_sql("audit_payloads", PAYLOAD_COLUMNS, "?")
         self._conn: Any = None
-
-    @staticmethod
-    def _time(value: datetime) -> str:
-        return value.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)
+        self._wal_conn: Any = None
 
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self._engine.raw_connection()
-            self._conn.cursor().execute("PRAGMA busy_timeout = 0")
+            cur = self._conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 0")
+            # No WAL checkpoint inside a commit (SQLite's default every 1000 pages: it
+            # copies the log into the database and syncs it, on the loop): the ledger
+            # runs `checkpoint_wal` in a thread instead.
+            cur.execute("PRAGMA wal_autocheckpoint = 0")
         return self._conn
+
+    def checkpoint_wal(self) -> None:
+        """Copy the write-ahead log into the database (PASSIVE: never waits for, nor
+        blocks, readers and writers). Blocking: run it in a thread; its own connection."""
+        import sqlite3
+
+        if self._wal_conn is None:
+            path = self._engine.url.database
+            if not path or path == ":memory:":
+                return
+            self._wal_conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._wal_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def try_append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int] | None:
         """Append the batch; None (nothing written) when another writer holds the lock."""
@@ -117,7 +138,7 @@ class SqliteAppender:
             cur.execute(_TAIL_SQL)
             tail = cur.fetchone()
             seq, chain = (int(tail[0]), str(tail[1])) if tail else (0, GENESIS)
-            rows, payloads, seqs = _seal_all(count, seal, seq, chain, self._time)
+            rows, payloads, seqs = _seal_all(count, seal, seq, chain, _sqlite_time)
             cur.executemany(self._insert_event, rows)
             if payloads:
                 cur.executemany(self._insert_payload, payloads)
@@ -136,10 +157,11 @@ class SqliteAppender:
                 conn.invalidate()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+        for conn in (self._conn, self._wal_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self._conn = self._wal_conn = None
 
 
 class PgAppender:
@@ -149,8 +171,8 @@ class PgAppender:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._insert_event = _insert_sql("audit_events", _EVENT_COLUMNS, "%s")
-        self._insert_payload = _insert_sql("audit_payloads", _PAYLOAD_COLUMNS, "%s")
+        self._insert_event = _insert_sql("audit_events", EVENT_COLUMNS, "%s")
+        self._insert_payload = _insert_sql("audit_payloads", PAYLOAD_COLUMNS, "%s")
         self._conn: Any = None
 
     async def append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
@@ -165,7 +187,7 @@ class PgAppender:
                 await cur.execute(_TAIL_SQL)
                 tail = await cur.fetchone()
                 seq, chain = (int(tail[0]), str(tail[1])) if tail else (0, GENESIS)
-                rows, payloads, seqs = _seal_all(count, seal, seq, chain, lambda t: t)
+                rows, payloads, seqs = _seal_all(count, seal, seq, chain, datetime.fromisoformat)
                 await cur.executemany(self._insert_event, rows)
                 if payloads:
                     await cur.executemany(self._insert_payload, payloads)
@@ -207,10 +229,14 @@ class AuditMixin(StoreBase):
                 seq += 1
                 sealed = seal(i, seq, chain)
                 chain = sealed.chain
-                rows.append(sealed.row)
+                row: dict[str, Any] = dict(zip(EVENT_COLUMNS, sealed.row, strict=True))
+                row["time"] = datetime.fromisoformat(row["time"])
+                rows.append(row)
                 seqs.append(seq)
                 if sealed.payload is not None:
-                    payloads.append(sealed.payload)
+                    payload: dict[str, Any] = dict(zip(PAYLOAD_COLUMNS, sealed.payload, strict=True))
+                    payload["created_at"] = row["time"]
+                    payloads.append(payload)
             await conn.execute(insert(audit_events), rows)
             if payloads:
                 await conn.execute(insert(audit_payloads), payloads)

@@ -8,7 +8,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockgate.audit.canonical import canonical
+from lockgate.audit.canonical import canonical, json_number
 
 _scalars = (
     st.none()
@@ -62,3 +62,28 @@ def test_chat_fast_path_is_exact() -> None:
          "usage": {"input_tokens": 1, "output_tokens": 2}}, ChatResponse)
     encoded = msgspec.json.Encoder(order="sorted").encode(response)
     assert encoded == rfc8785.dumps(msgspec.to_builtins(response))
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=2000, deadline=None)
+def test_json_number_matches_the_reference(value: float) -> None:
+    assert json_number(value) == rfc8785.dumps(value)
+
+
+_any_float = st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=0, max_value=1e-4)
+
+
+@given(cost=_any_float, latency=_any_float, score=_any_float)
+@settings(max_examples=500, deadline=None)
+def test_event_body_is_exact(cost: float | None, latency: float | None, score: float | None) -> None:
+    """The ledger writes an event's floats as JCS does without the reference's help."""
+    import msgspec
+
+    from lockgate.audit.event import AuditEvent, GuardVerdict
+    from lockgate.audit.ledger import _body_bytes  # pyright: ignore[reportPrivateUsage]
+
+    event = AuditEvent(
+        seq=1, id="e", time="2026-01-01T00:00:00.000000Z", type="gateway.request", cost_usd=cost, latency_ms=latency,
+        guard=[GuardVerdict(scanner="pii", action="flag", score=score), GuardVerdict(scanner="x", action="block")],
+    )
+    assert _body_bytes(event) == rfc8785.dumps(msgspec.to_builtins(event))
