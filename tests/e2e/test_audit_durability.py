@@ -3,7 +3,10 @@ SIGKILL under load has lost no event of any request it answered (SQLite and Post
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -53,6 +56,15 @@ def test_sigkill_under_load_loses_no_answered_event(fake: FakeProvider, tmp_path
         for t in threads:
             t.join(15)
         assert len(answered) >= 100, "the load did not get going"
+        # On SQLite the newest events may still be in the dead gateway's journal: the
+        # next `lockgate audit` command (or gateway start) stores them first.
+        verified = subprocess.run(
+            [sys.executable, "-m", "lockgate", "audit", "verify", "--config", str(tmp_path / "lockgate.toml")],
+            capture_output=True, text=True, env={**os.environ, "LOCKGATE_ADMIN_KEY": ADMIN_KEY}, cwd=tmp_path, timeout=120,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        if backend_kind == "sqlite":
+            assert not list(Path(backend.database.removeprefix("sqlite:///") + "-audit-journal").glob("*.journal"))
         engine = create_engine(backend.database.replace("postgresql://", "postgresql+psycopg://"))
         with engine.connect() as conn:
             stored = {row[0] for row in conn.execute(text("SELECT request_id FROM audit_events"))}

@@ -1,10 +1,20 @@
-"""The ledger: `record()` appends an event and returns once it is durable.
+"""The ledger: `append()` and `record()` add an event and return once it is durable.
 
-Group commit: `record` validates the event (against the published schema), seals its
-payloads, queues it and waits; one writer task takes everything queued (up to
-`max_batch`) and appends it in one transaction under the ledger lock (see
-`store/_audit.py`), then wakes every waiter. Under load a commit carries many
-events, so the cost of durability is shared; when idle, an event commits at once.
+Both validate the event (against the published schema) and seal its payloads. Then:
+
+- `record` queues it and waits for its commit, and returns its sequence number. One
+  writer task takes everything queued and appends it in transactions of up to
+  `max_batch` under the ledger lock (see `store/_audit.py`), then wakes every waiter.
+  Under load a commit carries many events, so the cost of durability is shared.
+- `append` (the gateway's hot path) on SQLite writes the event to the journal
+  (`journal.py`: one `write(2)`, as durable against a crash of the gateway as a commit)
+  and returns; the writer moves journaled events into the tables within
+  `_JOURNAL_DELAY`, many per transaction even at one request at a time. Without a
+  journal (PostgreSQL, in-memory SQLite, `[audit] journal = false`) it is `record`.
+
+Readers in this process (`search`, `payload`, `checkpoint`, the proofs) first `flush()`,
+so they see every event appended before them; another process sees the tables, at
+most a few milliseconds behind the journal.
 
 Checkpoints: every `checkpoint_interval` seconds while events arrive, and on demand
 (`checkpoint()`), a signed tree head is added. Retention: payloads older than
@@ -20,6 +30,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,6 +40,7 @@ from lockgate.audit.canonical import canonical, is_plain_float, number
 from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
 from lockgate.audit.event import AuditEvent, actor_of, digest
+from lockgate.audit.journal import Journal, Segment, orphans
 from lockgate.config.audit import AuditConfig
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
@@ -60,6 +72,17 @@ class _Pending:
         self.event = event
         self.payload = payload  # (subject, scheme, nonce, data)
         self.future = future
+
+
+class _Entry(msgspec.Struct, array_like=True):
+    """A journal frame: the event and its sealed payloads (subject, scheme, nonce, data)."""
+
+    event: AuditEvent
+    payload: tuple[str | None, str, bytes | None, bytes] | None = None
+
+
+_encode_entry = msgspec.msgpack.Encoder().encode
+_decode_entry = msgspec.msgpack.Decoder(_Entry).decode
 
 
 def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
@@ -158,6 +181,9 @@ class _DirectWriter:
 
 _RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
 _TIDY_EVERY = 1.0  # seconds between WAL checkpoints while events arrive
+_JOURNAL_DELAY = 0.01  # seconds journaled events wait to share a transaction
+_RETRY_EVERY = 0.5  # seconds between attempts to store journaled events after a failure
+_FLUSH_WAIT = 10.0  # seconds a reader waits for queued events before reading anyway
 _LOCK_WAIT = 30.0  # seconds a batch waits for another writer's SQLite lock before failing
 
 
@@ -171,10 +197,20 @@ class Ledger:
         cipher: PayloadCipher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         writer_url: str | None = None,
+        journal: Path | None = None,
     ) -> None:
         """`writer_url`: the database again, for direct group commits (None: write
-        through the store's async engine, e.g. for an in-memory SQLite database)."""
+        through the store's async engine, e.g. for an in-memory SQLite database).
+        `journal`: the journal directory (SQLite files only), None for none."""
         self.store = store
+        self._journal_dir = journal
+        self._journal: Journal | None = None
+        self._retained: list[Segment] = []  # written-to journal files not all stored yet
+        self._waiting = 0  # queued events whose caller waits for the commit (`record`)
+        self._enqueued = 0  # events ever queued, and of those settled (stored or failed)
+        self._settled = 0
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []
+        self._urgent = False
         self._direct = _DirectWriter(writer_url) if writer_url else None
         self.config = config
         self.signer = signer
@@ -182,6 +218,7 @@ class Ledger:
         self._clock = clock
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # a waiter or a reader: stop gathering
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._since_checkpoint = 0
@@ -190,6 +227,9 @@ class Ledger:
         self.committed = 0
 
     async def start(self) -> None:
+        if self._journal_dir is not None:
+            await self.recover()
+            self._journal = Journal(self._journal_dir)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._writer(), name="audit-writer"))
         if self.config.checkpoint_interval > 0:
@@ -201,6 +241,7 @@ class Ledger:
     async def aclose(self) -> None:
         self._closing = True
         self._wake.set()
+        self._hurry.set()
         if self._tasks:
             writer = self._tasks[0]
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -211,12 +252,84 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._journal is not None:
+            if not self._queue:  # all stored: the journal files can go
+                for segment in self._retained:
+                    segment.discard()
+                self._retained.clear()
+            else:
+                for segment in self._retained:
+                    segment.close()  # left for the next start's recovery
+            self._journal.close()
+            self._journal = None
         if self._direct is not None:
             await self._direct.close()
 
+    async def recover(self) -> int:
+        """Store the events of journal files whose gateway died (skipping any already
+        stored), then delete the files. Returns how many events were stored."""
+        if self._journal_dir is None:
+            return 0
+        stored = 0
+        for orphan in orphans(self._journal_dir):
+            entries: list[_Entry] = []
+            for frame in orphan.frames():
+                try:
+                    entries.append(_decode_entry(frame))
+                except msgspec.DecodeError:
+                    break  # cannot happen past the CRC check; end the file there all the same
+            if entries:
+                since = min(datetime.fromisoformat(e.event.time) for e in entries)
+                present = await self.store.audit_ids_since(since)
+                todo = [_Pending(e.event, e.payload, None) for e in entries if e.event.id not in present]
+                for start in range(0, len(todo), self.config.max_batch):
+                    batch = todo[start : start + self.config.max_batch]
+                    await self._append_batch(batch)
+                    self._committed(len(batch))
+                stored += len(todo)
+                if todo:
+                    _log.warning("audit journal: recovered %d events from %s", len(todo), orphan.path.name)
+            orphan.segment.discard()
+        return stored
+
     # --- appending --------------------------------------------------------------------
 
-    async def record(
+    async def record(self, type: str, **fields: Any) -> int:
+        """Append one event and wait for its commit; returns its sequence number.
+        Fields: as `event()`."""
+        event, payload = await self._sealed(type, fields)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(event, payload, future))
+        self._waiting += 1
+        self._hurry.set()
+        # Not shielded: a caller cancelled meanwhile cancels only its wait; the event
+        # stays queued and is written all the same.
+        return await future
+
+    async def append(self, type: str, **fields: Any) -> None:
+        """Append one event; returns once it is durable (journaled, or committed when
+        there is no journal). Fields: as `event()`."""
+        if self._journal is None:
+            await self.record(type, **fields)
+            return
+        event, payload = await self._sealed(type, fields)
+        try:
+            self._journal.write(_encode_entry(_Entry(event, payload)))
+        except OSError as exc:
+            _log.error("audit journal write failed: %s", _type_name(exc))
+            raise AuditUnavailable("The audit ledger could not record this request, so it was not answered.") from None
+        self._enqueue(_Pending(event, payload, None))
+
+    def _enqueue(self, pending: _Pending) -> None:
+        self._queue.append(pending)
+        self._enqueued += 1
+        self._wake.set()
+
+    async def _sealed(self, type: str, fields: dict[str, Any]) -> tuple[AuditEvent, tuple[Any, ...] | None]:
+        event, payload = self.event(type, **fields)
+        return event, (await self._payload_row(event, payload) if payload else None)
+
+    def event(
         self,
         type: str,
         *,
@@ -236,8 +349,8 @@ class Ledger:
         reasoning: str | None = None,
         subject: str | None = None,
         data: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Append one event; returns its sequence number once it is durable."""
+    ) -> tuple[AuditEvent, dict[str, Any]]:
+        """The event, validated against the published schema, and its payloads."""
         fields: dict[str, Any] = {"seq": 0, "id": uuid7(), "time": rfc3339(self._clock()), "type": type}
         actor_fields = actor_of(actor) if isinstance(actor, Principal) or actor is None else dict(actor)
         for name, value in (
@@ -275,13 +388,11 @@ class Ledger:
             event = msgspec.convert(fields, AuditEvent)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"Invalid audit event: {exc}") from None
-        payload_row = await self._payload_row(event, payload) if payload else None
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(event, payload_row, future))
-        self._wake.set()
-        # Not shielded: a caller cancelled meanwhile cancels only its wait; the event
-        # stays queued and is written all the same.
-        return await future
+        try:
+            event = msgspec.convert(fields, AuditEvent)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"Invalid audit event: {exc}") from None
+        return event, payload
 
     async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> tuple[Any, ...]:
         """(subject, scheme, nonce, data) of the event's payloads, sealed for its subject."""
@@ -295,15 +406,87 @@ class Ledger:
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
-            # Let the requests that are finishing in this turn of the loop join the batch.
-            await asyncio.sleep(0)
+            if self._waiting or self._urgent or self._closing:
+                # Let the requests that are finishing in this turn of the loop join the batch.
+                await asyncio.sleep(0)
+            else:  # only journaled events: durable already, so let more gather
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), _JOURNAL_DELAY)
             self._wake.clear()
+            self._hurry.clear()
+            self._urgent = False
             while self._queue:
-                batch = self._queue[: self.config.max_batch]
-                del self._queue[: len(batch)]
-                await self._commit(batch)
+                if not await self._store_queue():
+                    await asyncio.sleep(_RETRY_EVERY)
+            self._release_flushes()
             if self._closing:
                 return
+
+    async def _store_queue(self) -> bool:
+        """Store everything queued, in transactions of up to `max_batch`. False when a
+        transaction failed: its waiters get the error, journaled events go back to the
+        queue (they were answered: they must not be lost) and their files are kept."""
+        if self._journal is not None:
+            segment = self._journal.rotate()  # what is queued now was written before this
+            if segment is not None:
+                self._retained.append(segment)
+        queued, self._queue = self._queue, []
+        for start in range(0, len(queued), self.config.max_batch):
+            batch = queued[start : start + self.config.max_batch]
+            try:
+                seqs = await self._append_batch(batch)
+            except Exception as exc:
+                _log.error("audit write failed: %s", _type_name(exc))
+                failure = AuditUnavailable("The audit ledger could not record this request, so it was not answered.")
+                journaled = [p for p in queued[start:] if p.future is None]
+                for pending in queued[start:]:
+                    if pending.future is not None:
+                        self._waiting -= 1
+                        self._settled += 1
+                        if not pending.future.done():
+                            pending.future.set_exception(failure)
+                self._queue[:0] = journaled
+                return not journaled
+            self._committed(len(batch))
+            self._settled += len(batch)
+            for pending, seq in zip(batch, seqs, strict=True):
+                if pending.future is not None:
+                    self._waiting -= 1
+                    if not pending.future.done():
+                        pending.future.set_result(seq)
+        if not self._queue:
+            for segment in self._retained:
+                segment.discard()
+            self._retained.clear()
+        return True
+
+    async def _append_batch(self, batch: list[_Pending]) -> list[int]:
+        if self._direct is not None:
+            return await self._direct.append(len(batch), self._sealer(batch))
+        return await self.store.append_audit(len(batch), self._sealer(batch))
+
+    async def flush(self) -> None:
+        """Wait until every event queued so far is stored (readers call this first)."""
+        target = self._enqueued
+        if self._settled >= target or not self._tasks:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes.append((target, future))
+        self._urgent = True
+        self._wake.set()
+        self._hurry.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(future), _FLUSH_WAIT)
+
+    def _release_flushes(self) -> None:
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
+        for target, future in self._flushes:
+            if self._settled >= target:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._flushes = waiting
 
     @staticmethod
     def _sealer(batch: list[_Pending]) -> Callable[[int, int, str], SealedEvent]:
@@ -320,28 +503,11 @@ class Ledger:
         self.committed += count
         self._since_checkpoint += count
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            if self._direct is not None:
-                seqs = await self._direct.append(len(batch), self._sealer(batch))
-            else:
-                seqs = await self.store.append_audit(len(batch), self._sealer(batch))
-        except Exception as exc:
-            _log.error("audit write failed: %s", type(exc).__name__)
-            failure = AuditUnavailable("The audit ledger could not record this request, so it was not answered.")
-            for pending in batch:
-                if pending.future is not None and not pending.future.done():
-                    pending.future.set_exception(failure)
-            return
-        self._committed(len(batch))
-        for pending, seq in zip(batch, seqs, strict=True):
-            if pending.future is not None and not pending.future.done():
-                pending.future.set_result(seq)
-
     # --- checkpoints and retention --------------------------------------------------------
 
     async def checkpoint(self) -> dict[str, Any] | None:
         """Sign a tree head over every event so far; None when there is nothing new."""
+        await self.flush()
         async with self._checkpoint_lock:
             last = await self.store.latest_checkpoint()
             if last is None:
@@ -411,6 +577,7 @@ class Ledger:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Events, newest first, as the published schema shapes them (plus `chain`)."""
+        await self.flush()
         filters = {
             k: v
             for k, v in (
@@ -426,6 +593,7 @@ class Ledger:
 
     async def payload(self, seq: int, event_id: str) -> dict[str, Any] | None:
         """The event's payloads in clear; None when none is kept (or it was shredded)."""
+        await self.flush()
         row = await self.store.audit_payload(seq)
         if row is None:
             return None
@@ -443,3 +611,7 @@ class Ledger:
         if self._cipher is not None:
             self._cipher.forget(subject)
         return await self.store.shred_subject(subject)
+
+
+def _type_name(exc: BaseException) -> str:
+    return type(exc).__name__

@@ -6,7 +6,10 @@
         decision={"effect": "allow", "policies": ["policy0"]}, guard=[...], latency_ms=3.2,
     )
 
-`record` returns once the event is durable (group commit), with its sequence number.
+`record` returns once the event is committed, with its sequence number. `append` takes
+the same arguments and returns once the event is durable: on SQLite that is when it is
+in the ledger's journal, before the commit (the hot paths use it: gateway requests and
+MCP tool calls).
 `input` and `output` are any JSON values: their SHA-256 (of the RFC 8785 form) is always
 kept; the values themselves only when content capture is on.
 """
@@ -44,6 +47,10 @@ class AuditRecorder(Protocol):
         data: Mapping[str, Any] | None = None,
     ) -> int:
         """Append one event; returns its sequence number once it is durable."""
+        ...
+
+    async def append(self, type: str, **fields: Any) -> None:
+        """Append one event; returns once it is durable (journaled or committed)."""
         ...
 
     async def search(

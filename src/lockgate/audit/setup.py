@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from lockgate.audit.checkpoint import Signer, load_signer
 from lockgate.audit.crypto import PayloadCipher, parse_master_key
+from lockgate.audit.journal import journal_dir
 from lockgate.audit.ledger import Ledger
 from lockgate.config.loader import LoadedConfig
 from lockgate.errors import ConfigError
@@ -16,7 +17,7 @@ from lockgate.errors import ConfigError
 if TYPE_CHECKING:
     from lockgate.store import Store
 
-__all__ = ["key_file_path", "open_ledger", "signer_of"]
+__all__ = ["journal_path", "key_file_path", "open_ledger", "signer_of"]
 
 
 def key_file_path(loaded: LoadedConfig) -> Path | None:
@@ -44,6 +45,15 @@ def signer_of(loaded: LoadedConfig) -> Signer:
         raise ConfigError(f"audit.signing_key_file: cannot read or create the signing key: {exc.strerror}") from None
 
 
+def journal_path(loaded: LoadedConfig) -> Path | None:
+    """The ledger's journal directory: beside a SQLite database file; None otherwise."""
+    url = make_url(loaded.config.gateway.database.replace("sqlite+aiosqlite", "sqlite"))
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return journal_dir(str(Path(database).resolve()))
+
+
 def open_ledger(loaded: LoadedConfig, store: Store) -> Ledger:
     audit = loaded.config.audit
     cipher = None
@@ -53,4 +63,7 @@ def open_ledger(loaded: LoadedConfig, store: Store) -> Ledger:
     url = loaded.config.gateway.database
     sa_url = make_url(url.replace("sqlite+aiosqlite", "sqlite"))
     in_memory = sa_url.get_backend_name() == "sqlite" and (sa_url.database or "") in ("", ":memory:")
-    return Ledger(store, audit, signer=signer_of(loaded), cipher=cipher, writer_url=None if in_memory else url)
+    journal = journal_path(loaded) if audit.journal else None
+    return Ledger(
+        store, audit, signer=signer_of(loaded), cipher=cipher, writer_url=None if in_memory else url, journal=journal
+    )

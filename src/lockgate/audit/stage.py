@@ -40,7 +40,7 @@ class AuditStage:
         if self._meter is not None:
             await self._meter(ctx)
         try:
-            await self._ledger.record(**event_of(ctx, capture=self._ledger.config.capture_content))
+            await self._ledger.append(**event_of(ctx, capture=self._ledger.config.capture_content))
         except AuditUnavailable as exc:
             ctx.attrs["fatal"] = exc
         except LockgateError as exc:  # an invalid event: a bug, but never a silent gap

@@ -143,6 +143,7 @@ def audit_verify(config_path: str | None, export_path: str | None, public_keys: 
         report = verify_export(Path(export_path), trusted_keys=_trusted(public_keys, None if public_keys else _maybe(config_path)))
     else:
         loaded = _loaded(config_path)
+        _recover_journal(config_path, loaded)
         try:
             report = verify_database(loaded.config.gateway.database, trusted_keys=_trusted(public_keys, loaded))
         except Exception as exc:  # an unreachable or unmigrated database
@@ -160,6 +161,30 @@ def audit_verify(config_path: str | None, export_path: str | None, public_keys: 
             for problem in report.problems[1:10]:
                 click.echo(f"  also: {problem}", err=True)
     sys.exit(0 if report.ok else 1)
+
+
+def _recover_journal(config_path: str | None, loaded: LoadedConfig) -> None:
+    """Before verifying: store the events a gateway that died left in its journal
+    (opening the ledger does it); a live gateway's own journal is left alone."""
+    from lockgate.audit.journal import orphans
+    from lockgate.audit.setup import journal_path
+
+    directory = journal_path(loaded)
+    if directory is None or not directory.is_dir():
+        return
+    pending = orphans(directory)
+    for orphan in pending:
+        orphan.segment.close()  # only looking: the ledger locks them again to replay
+    if not pending:
+        return
+
+    async def noop(store: Any, ledger: Any) -> None:
+        return None
+
+    try:
+        _with_ledger(config_path, noop)
+    except SystemExit:
+        click.echo(f"warning: {len(pending)} journal files could not be stored before verifying", err=True)
 
 
 def _maybe(config_path: str | None) -> LoadedConfig | None:

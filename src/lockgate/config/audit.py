@@ -32,6 +32,10 @@ class AuditConfig(Strict):
     """Payloads older than this are deleted; event hashes and metadata stay (proofs remain valid)."""
     max_batch: int = Field(default=512, ge=1, le=10_000)
     """Events written in one group commit at most."""
+    journal: bool = True
+    """SQLite: answer a request once its event is in the ledger's journal file (one write, as
+    durable against a crash as a commit) and move it into the tables within ~10 ms; false: wait
+    for the commit. PostgreSQL always waits for the commit."""
     _v_keys = field_validator("encryption_key", "signing_key", mode="before")(staticmethod(secret))
 
     def secret_refs(self) -> list[tuple[str, str]]:

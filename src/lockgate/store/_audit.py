@@ -276,6 +276,14 @@ class AuditMixin(StoreBase):
                 yield int(row.seq), str(row.body), str(row.chain)
             low = int(rows[-1].seq) + 1
 
+    async def audit_ids_since(self, since: datetime) -> set[str]:
+        """Ids of the events stamped at or after `since` (journal recovery: which of a
+        dead writer's events are in already)."""
+        t = audit_events.c
+        async with self._read() as conn:
+            rows = await conn.execute(select(t.id).where(t.time >= since))
+            return {str(row[0]) for row in rows}
+
     async def first_seq_since(self, since: datetime) -> int | None:
         t = audit_events.c
         async with self._read() as conn:
