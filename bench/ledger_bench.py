@@ -9,7 +9,7 @@ the median of the paired ratios on/off, and the gateways' CPU per request. `benc
 measures the two as separate targets, one after the other; this alternation is what
 keeps a drifting machine from biasing the ratio.
 
-    .venv/bin/python bench/ledger_bench.py [--rounds 5] [--duration 5] [--concurrency 1,16,64]
+    .venv/bin/python bench/ledger_bench.py [--rounds 5] [--duration 5] [--concurrency 1,16,64] [--pin]
 
 Writes bench/results/ledger-<timestamp>.md and .json.
 """
@@ -35,7 +35,7 @@ import procs  # noqa: E402
 GOAL = 0.80
 
 
-def _gateway(name: str, upstream: int, out: Path, key: str, audit: bool) -> tuple[procs.Proc, int]:
+def _gateway(name: str, upstream: int, out: Path, key: str, audit: bool, cpus: set[int] | None) -> tuple[procs.Proc, int]:
     port = procs.free_port()
     text = (HERE / "lockgate.toml").read_text().replace("127.0.0.1:18080", f"127.0.0.1:{upstream}")
     db = out / f"{name}.db"
@@ -51,15 +51,17 @@ def _gateway(name: str, upstream: int, out: Path, key: str, audit: bool) -> tupl
         log=out / f"{name}.log",
         env={**os.environ, "BENCH_GATEWAY_KEY": key},
         cwd=out,
+        cpus=cpus,
     )
     proc.wait_ready(port, "/healthz", 120.0)
     return proc, port
 
 
-def _run(proc: procs.Proc, port: int, mode: str, conns: int, seconds: float, key: str) -> dict[str, float]:
+def _run(proc: procs.Proc, port: int, mode: str, conns: int, seconds: float, key: str,
+         cpus: set[int] | None = None) -> dict[str, float]:
     before = proc.cpu_seconds()
     result = load.run_wrk(f"http://127.0.0.1:{port}/v1/chat/completions", mode, conns, seconds,
-                          threads=2, key=key, cpus=None)
+                          threads=2, key=key, cpus=cpus)
     cpu = proc.cpu_seconds() - before
     if result.errors:
         raise RuntimeError(f"{proc.name}: {result.errors} errors ({result.error_kinds})")
@@ -72,7 +74,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--modes", default="json,stream")
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--pin", action="store_true",
+                        help="both gateways on CPU 1 (they run in turn); wrk and the upstream on CPU 0")
     args = parser.parse_args()
+    pin = args.pin and (os.cpu_count() or 1) >= 2
+    client, gateway = ({0}, {1}) if pin else (None, None)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = HERE / "results" / f"ledger-{stamp}"
     out.mkdir(parents=True)
@@ -82,22 +88,22 @@ def main() -> int:
     try:
         up_port = procs.free_port()
         upstream = procs.start("upstream", [sys.executable, str(HERE / "upstream.py"), "--port", str(up_port)],
-                               log=out / "upstream.log", env=dict(os.environ), cwd=out)
+                               log=out / "upstream.log", env=dict(os.environ), cwd=out, cpus=client)
         started.append(upstream)
         upstream.wait_ready(up_port, "/healthz", 30.0)
-        on, on_port = _gateway("on", up_port, out, key, audit=True)
+        on, on_port = _gateway("on", up_port, out, key, audit=True, cpus=gateway)
         started.append(on)
-        off, off_port = _gateway("off", up_port, out, key, audit=False)
+        off, off_port = _gateway("off", up_port, out, key, audit=False, cpus=gateway)
         started.append(off)
         for proc, port in ((on, on_port), (off, off_port)):  # warm-up: caches, pools, JIT-free paths
             for mode in args.modes.split(","):
-                _run(proc, port, mode, 16, 2.0, key)
+                _run(proc, port, mode, 16, 2.0, key, client)
         for mode in args.modes.split(","):
             for conns in (int(c) for c in args.concurrency.split(",")):
                 pairs: list[tuple[dict[str, float], dict[str, float]]] = []
                 for _ in range(args.rounds):
-                    pairs.append((_run(on, on_port, mode, conns, args.duration, key),
-                                  _run(off, off_port, mode, conns, args.duration, key)))
+                    pairs.append((_run(on, on_port, mode, conns, args.duration, key, client),
+                                  _run(off, off_port, mode, conns, args.duration, key, client)))
                 ratio = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
                 row = {
                     "mode": mode, "connections": conns,
@@ -119,7 +125,8 @@ def main() -> int:
             proc.stop()
     lines = [
         f"# Audit ledger on vs off {stamp}", "",
-        f"{args.rounds} alternating pairs of {args.duration:g} s wrk runs per scenario; medians.", "",
+        f"{args.rounds} alternating pairs of {args.duration:g} s wrk runs per scenario; medians; "
+        + ("gateways pinned to CPU 1, wrk and the upstream to CPU 0." if pin else "not pinned."), "",
         "| scenario | on req/s | off req/s | on/off (median of pairs) | runs | CPU ms/req on | off | p50 ms on | off | ≥ 0.80 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
