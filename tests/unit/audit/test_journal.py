@@ -148,3 +148,32 @@ async def test_a_full_disk_refuses_the_request(tmp_path: Path, monkeypatch: pyte
         await ledger.aclose()
         await store.aclose()
     assert _request_ids(url) == ["req-1"]
+
+
+async def test_journaled_events_outlive_a_failed_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They were answered: a failing database delays them, it never drops them."""
+    import lockgate.audit.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "_RETRY_EVERY", 0.01)
+    url = f"sqlite:///{tmp_path}/l.db"
+    journal = journal_dir(str(tmp_path / "l.db"))
+    store, ledger = await _ledger(url, journal)
+    real = ledger._append_batch  # pyright: ignore[reportPrivateUsage]
+    failures = [2]
+
+    async def flaky(batch: list[object]) -> list[int]:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError("disk I/O error")
+        return await real(batch)  # pyright: ignore[reportArgumentType]
+
+    monkeypatch.setattr(ledger, "_append_batch", flaky)
+    try:
+        await _append(ledger, 0, 4)
+        await ledger.flush()
+        assert failures == [0]
+        assert _request_ids(url) == [f"req-{i}" for i in range(4)]
+    finally:
+        await ledger.aclose()
+        await store.aclose()
+    assert list(journal.glob("*.journal")) == []
