@@ -287,14 +287,16 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
 
+    # MCP first: a tool call is latency-bound (docs/mcp.md), and every route before it
+    # is a regular expression matched per request.
     routes: list[Any] = [
+        *mcp_routes(holder),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     routes += _lazy_routes(gateway_routes)
     routes += oversight_routes(lambda: holder["gateway"])
-    routes += mcp_routes(holder)
     routes.append(Mount("/admin", app=_admin_app(loaded, holder)))
     app = Starlette(
         routes=routes,

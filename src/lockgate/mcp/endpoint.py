@@ -171,8 +171,6 @@ class McpEndpoint:
             await _send_error(send, exc.status, code, exc.message, {**data, "code": exc.code}, extra)
             return
         caller = Caller(principal, rid, virtual)
-        scope = dict(scope)
-        scope["state"] = {**scope.get("state", {}), _CALLER: caller}
         body = await _read_body(receive, self._max_body)
         if body is None:
             await _send_error(send, 413, INVALID_REQUEST, f"Request body over {self._max_body} bytes.",
@@ -180,6 +178,8 @@ class McpEndpoint:
             return
         if self._fast is not None and await self._fast.handle(caller, scope, headers, body, send):
             return
+        scope = dict(scope)  # the SDK's handlers find the caller in the request's state
+        scope["state"] = {**scope.get("state", {}), _CALLER: caller}
         replayed = False
 
         async def replay() -> Message:

@@ -23,9 +23,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-import aiohttp
 from jsonschema import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
@@ -52,6 +51,7 @@ class ToolEntry:
     validator: Validator | None = None
     schema_error: str | None = None
     listed: Tool | None = None  # as agents see it (namespaced)
+    quick: Callable[[dict[str, Any]], bool] | None = None  # see `quick_check`
 
 
 def _validator(schema: dict[str, Any]) -> tuple[Validator | None, str | None]:
@@ -63,13 +63,88 @@ def _validator(schema: dict[str, Any]) -> tuple[Validator | None, str | None]:
         return None, f"the tool's input schema is invalid: {exc.message}"
 
 
+# JSON types as the JSON decoder makes them; stricter than jsonschema (an integer-valued
+# float is not taken for an "integer"), which only sends such a value the slow way.
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: type(v) is str,
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) is int or type(v) is float,
+    "boolean": lambda v: type(v) is bool,
+    "null": lambda v: v is None,
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+}
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "format", "deprecated"})
+_TOP = frozenset({"type", "properties", "required", "additionalProperties", "title", "description", "$schema"})
+
+
+def quick_check(schema: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool] | None:
+    """A check of arguments for the schemas SDK servers generate (an object of typed
+    properties, some required, maybe no others), or None for any other schema.
+
+    It never passes what the schema's jsonschema validator refuses; what it refuses goes
+    to that validator, which finds the error (or passes it after all). `format` is an
+    annotation there too (no format checker). With it, a valid call skips jsonschema."""
+    if not _TOP.issuperset(schema) or schema.get("type", "object") != "object":
+        return None
+    properties: Any = schema.get("properties", {})
+    required: Any = schema.get("required", [])
+    more: Any = schema.get("additionalProperties", True)
+    if not isinstance(properties, dict) or not isinstance(required, list) or not isinstance(more, bool):
+        return None
+    tests: dict[str, Callable[[Any], bool]] = {}
+    for name, sub in cast("dict[str, Any]", properties).items():
+        test = _property_test(sub)
+        if test is None:
+            return None
+        tests[name] = test
+    needed = tuple(cast("list[Any]", required))
+    if not all(isinstance(n, str) for n in needed):
+        return None
+    return _checker(needed, tests, closed=not more)
+
+
+def _checker(
+    needed: tuple[str, ...], tests: dict[str, Callable[[Any], bool]], *, closed: bool,
+) -> Callable[[dict[str, Any]], bool]:
+    def check(arguments: dict[str, Any]) -> bool:
+        for name in needed:
+            if name not in arguments:
+                return False
+        for name, value in arguments.items():
+            test = tests.get(name)
+            if test is None:
+                if closed:
+                    return False
+            elif not test(value):
+                return False
+        return True
+
+    return check
+
+
+def _property_test(sub: Any) -> Callable[[Any], bool] | None:
+    if sub is True or sub == {}:
+        return lambda v: True
+    if not isinstance(sub, dict):
+        return None
+    spec = cast("dict[str, Any]", sub)
+    if not (_ANNOTATIONS | {"type"}).issuperset(spec) or "type" not in spec:
+        return None
+    kind: Any = spec["type"]
+    kinds: list[Any] = cast("list[Any]", kind) if isinstance(kind, list) else [kind]
+    tests = [_JSON_TYPES.get(k) if isinstance(k, str) else None for k in kinds]
+    if not tests or any(t is None for t in tests):
+        return None
+    found = [t for t in tests if t is not None]
+    if len(found) == 1:
+        return found[0]
+    return lambda v: any(t(v) for t in found)
+
+
 class Registry:
-    def __init__(
-        self, config: McpConfig, store: Store, *, secret: Callable[[str], str | None],
-        http: aiohttp.ClientSession | None = None,
-    ) -> None:
+    def __init__(self, config: McpConfig, store: Store, *, secret: Callable[[str], str | None]) -> None:
         self._config = config
-        self._http = http
         self._store = store
         self._secret = secret
         self.servers: dict[str, McpServerRecord] = {}
@@ -110,9 +185,7 @@ class Registry:
                     await upstream.aclose()
             for name, record in fresh.items():
                 if name not in self.upstreams:
-                    self.upstreams[name] = Upstream(
-                        self._settings(record), on_tools=self._tools_listed, http=self._http
-                    )
+                    self.upstreams[name] = Upstream(self._settings(record), on_tools=self._tools_listed)
             self.servers = fresh
             self._rebuild()
 
@@ -185,14 +258,15 @@ class Registry:
                     status = "ok"
                 previous = self.entries.get(tool.full_name)
                 if previous is not None and previous.tool.digest == tool.digest:
-                    validator, error = previous.validator, previous.schema_error
+                    validator, error, quick = previous.validator, previous.schema_error, previous.quick
                 else:
                     validator, error = _validator(tool.input_schema)
+                    quick = quick_check(tool.input_schema) if validator is not None else None
                 if previous is not None and previous.tool.digest == tool.digest and previous.listed is not None:
                     listed = previous.listed
                 else:
                     listed = Tool.model_validate(dict(tool.wire, name=tool.full_name))
-                entries[tool.full_name] = ToolEntry(tool, upstream, status, approved, validator, error, listed)
+                entries[tool.full_name] = ToolEntry(tool, upstream, status, approved, validator, error, listed, quick)
         self.entries = entries
 
     def input_schema(self, full_name: str) -> Mapping[str, Any] | None:

@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from lockgate.access.authorize import records_of
@@ -47,12 +46,12 @@ _log = logging.getLogger("lockgate.mcp")
 class McpService:
     def __init__(
         self, loaded: LoadedConfig, *, access: AccessPlane, tracing: Tracing,
-        plugins: Callable[[str], Any], env: Mapping[str, str], http: aiohttp.ClientSession | None = None,
+        plugins: Callable[[str], Any], env: Mapping[str, str],
     ) -> None:
         config = loaded.config.mcp
         self.config = config
         self._access = access
-        self.registry = Registry(config, access.store, secret=read_secret(env, loaded.secrets), http=http)
+        self.registry = Registry(config, access.store, secret=read_secret(env, loaded.secrets))
         self.rules = McpRules(config)
         self.control = McpControl(
             access.store, Notifier(loaded.config.gateway.redis), config_servers=list(config.servers),
@@ -162,7 +161,7 @@ async def start_mcp(loaded: LoadedConfig, gateway: Any, env: Mapping[str, str]) 
     """Build and start the service; audit, guard and oversight are read off `gateway` per call."""
     svc = McpService(
         loaded, access=gateway.access, tracing=gateway.tracing,
-        plugins=lambda name: getattr(gateway, name, None), env=env, http=gateway.session,
+        plugins=lambda name: getattr(gateway, name, None), env=env,
     )
     try:
         await svc.start()

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import aiohttp
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -32,6 +31,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lockgate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from lockgate.mcp.catalog import ToolDef
+from lockgate.mcp.http1 import Http1Pool
 from lockgate.mcp.models import McpServerRecord
 
 __all__ = ["Upstream", "UpstreamSettings"]
@@ -55,12 +55,12 @@ class UpstreamSettings:
 
 
 class Upstream:
-    def __init__(
-        self, settings: UpstreamSettings, *, on_tools: Callable[[Upstream], Awaitable[None]],
-        http: aiohttp.ClientSession | None = None,
-    ) -> None:
+    def __init__(self, settings: UpstreamSettings, *, on_tools: Callable[[Upstream], Awaitable[None]]) -> None:
         self.settings = settings
-        self._http = http if settings.record.transport == "http" else None
+        url = settings.record.url
+        self._pool = (
+            Http1Pool(url) if settings.record.transport == "http" and url and Http1Pool.supports(url) else None
+        )
         self._ids = 0
         self.name = settings.record.name
         self.tools: dict[str, ToolDef] = {}
@@ -157,6 +157,8 @@ class Upstream:
     async def aclose(self) -> None:
         async with self._lock:
             await self._drop()
+            if self._pool is not None:
+                await self._pool.aclose()
 
     # --- listing ------------------------------------------------------------------
 
@@ -202,11 +204,10 @@ class Upstream:
         """The hot path for a streamable HTTP upstream on the 2026-07-28 protocol, where
         every request stands alone: the SDK session stamps the request exactly as it would
         send it (`_meta`, `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`),
-        and one POST on the gateway's aiohttp pool carries it. Other upstreams (stdio,
-        handshake-era sessions) go through the SDK session itself."""
-        http, url = self._http, self.settings.record.url
-        session = client.session
-        if http is None or url is None or session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        and one POST on this upstream's keep-alive pool (`http1.Http1Pool`) carries it.
+        Other upstreams (stdio, handshake-era sessions) go through the SDK session itself."""
+        pool, session = self._pool, client.session
+        if pool is None or session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return None
         data: dict[str, Any] = {"method": "tools/call", "params": {"name": name, "arguments": arguments}}
         opts: dict[str, Any] = {}
@@ -214,16 +215,17 @@ class Upstream:
         self._ids += 1
         request_id = self._ids
         headers = {**_POST_HEADERS, **self.settings.headers, **opts.get("headers", {})}
-        body = json.dumps({"jsonrpc": "2.0", "id": request_id, **data}, separators=(",", ":"))
-        async with http.post(url, data=body, headers=headers, allow_redirects=False) as response:
-            kind = response.headers.get("content-type", "").lower()
-            if kind.startswith("application/json"):
-                message: Any = json.loads(await response.read())
-            elif kind.startswith("text/event-stream") and response.status < 400:
-                message = await _sse_reply(response.content, request_id)
-            else:
-                refused = " (it refused lockgate's credentials)" if response.status in (401, 403) else ""
-                raise UpstreamError(f"MCP server '{self.name}' answered HTTP {response.status}{refused}.")
+        body = json.dumps({"jsonrpc": "2.0", "id": request_id, **data}, separators=(",", ":")).encode("utf-8")
+        response = await pool.post(headers, body, sse_id=request_id)
+        kind = response.content_type
+        message: Any
+        if kind.startswith("application/json"):
+            message = json.loads(response.body or b"")
+        elif kind.startswith("text/event-stream") and response.status < 400:
+            message = response.message
+        else:
+            refused = " (it refused lockgate's credentials)" if response.status in (401, 403) else ""
+            raise UpstreamError(f"MCP server '{self.name}' answered HTTP {response.status}{refused}.")
         if not isinstance(message, dict):
             raise UpstreamError(f"MCP server '{self.name}' sent a malformed reply.")
         reply = cast("dict[str, Any]", message)
@@ -274,18 +276,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{name}: {text}" if text else name
 
-
-async def _sse_reply(content: aiohttp.StreamReader, request_id: int) -> Any:
-    """The JSON-RPC reply to `request_id` in an SSE response (notifications are skipped)."""
-    data: list[str] = []
-    async for raw in content:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        if line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
-        elif not line and data:
-            message: Any = json.loads("\n".join(data))
-            data = []
-            reply = cast("dict[str, Any]", message) if isinstance(message, dict) else {}
-            if reply.get("id") == request_id:
-                return reply
-    return None
