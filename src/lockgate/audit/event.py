@@ -32,6 +32,7 @@ __all__ = [
     "actor_of",
     "digest",
     "event_schema",
+    "search_columns",
 ]
 
 EventType = Literal[
@@ -123,6 +124,21 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     reason: str | None = None
     subject: str | None = None  # the data subject whose key encrypts the payloads
     data: dict[str, Any] = msgspec.field(default_factory=lambda: {})
+
+
+def search_columns(event: AuditEvent) -> tuple[Any, ...]:
+    """The fields copied out of an event's body into columns for search, in the table's
+    order: request_id, principal, agent, model, decision, status. The ledger writes
+    them; `verify` checks them against the body."""
+    actor, target, decision = event.actor, event.target, event.decision
+    return (
+        event.request_id,
+        actor.principal if actor else None,
+        actor.agent if actor else None,
+        target.model if target else None,
+        decision.effect if decision else None,
+        event.status,
+    )
 
 
 def digest(value: Any) -> str:

@@ -40,13 +40,14 @@ from lockgate.audit import merkle
 from lockgate.audit.canonical import canonical, is_plain_float, number
 from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
-from lockgate.audit.event import AuditEvent, actor_of, digest
+from lockgate.audit.event import AuditEvent, actor_of, digest, search_columns
 from lockgate.audit.journal import Journal, Segment, orphans
 from lockgate.config.audit import AuditConfig
+from lockgate.core.clock import UtcSeconds
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
 from lockgate.errors import InvalidRequest, LockgateError
-from lockgate.store._audit import PgAppender, SealedEvent, SqliteAppender
+from lockgate.store._audit import DirectWriter, SealedEvent
 
 if TYPE_CHECKING:
     from lockgate.store import Store
@@ -90,21 +91,7 @@ def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
     """The `audit_events` row of a sealed event (`EVENT_COLUMNS` order): its body and
     the fields copied out for search; the time stays RFC 3339 text, which each writer
     converts for its database."""
-    actor, target, decision = event.actor, event.target, event.decision
-    return (
-        event.seq,
-        event.id,
-        event.time,
-        event.type,
-        event.request_id,
-        actor.principal if actor else None,
-        actor.agent if actor else None,
-        target.model if target else None,
-        decision.effect if decision else None,
-        event.status,
-        body,
-        chain,
-    )
+    return (event.seq, event.id, event.time, event.type, *search_columns(event), body, chain)
 
 
 def _body_bytes(event: AuditEvent) -> bytes:
@@ -134,58 +121,11 @@ def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent,
     return event, raw.decode(), chain
 
 
-class _DirectWriter:
-    """Group commits straight to the database on the event loop (see `SqliteAppender`
-    and `PgAppender`); the store's SQLAlchemy path is for in-memory databases only."""
-
-    def __init__(self, url: str) -> None:
-        from lockgate.store._engine import backend_of, make_sync_engine, normalise_url
-
-        self._sqlite: SqliteAppender | None = None
-        self._pg: PgAppender | None = None
-        self._engine = None
-        if backend_of(normalise_url(url, is_async=False)) == "sqlite":
-            self._engine = make_sync_engine(url)
-            self._sqlite = SqliteAppender(self._engine)
-        else:
-            libpq = normalise_url(url, is_async=False).set(drivername="postgresql")
-            self._pg = PgAppender(libpq.render_as_string(hide_password=False))
-
-    async def append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
-        if self._pg is not None:
-            return await self._pg.append(count, seal)
-        assert self._sqlite is not None
-        delay, waited = 0.0005, 0.0
-        while True:
-            seqs = self._sqlite.try_append(count, seal)
-            if seqs is not None:
-                return seqs
-            if waited > _LOCK_WAIT:
-                raise TimeoutError("the ledger's database stayed locked by another writer")
-            await asyncio.sleep(delay)  # another writer holds the lock: never block the loop
-            waited += delay
-            delay = min(delay * 2, 0.02)
-
-    async def tidy(self) -> None:
-        """Housekeeping between commits, off the loop (SQLite: checkpoint the WAL)."""
-        if self._sqlite is not None:
-            await asyncio.to_thread(self._sqlite.checkpoint_wal)
-
-    async def close(self) -> None:
-        if self._pg is not None:
-            await self._pg.close()
-        if self._sqlite is not None:
-            self._sqlite.close()
-        if self._engine is not None:
-            self._engine.dispose()
-
-
 _RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
 _TIDY_EVERY = 1.0  # seconds between WAL checkpoints while events arrive
 _JOURNAL_DELAY = 0.01  # seconds journaled events wait to share a transaction
 _RETRY_EVERY = 0.5  # seconds between attempts to store journaled events after a failure
 _FLUSH_WAIT = 10.0  # seconds a reader waits for queued events before reading anyway
-_LOCK_WAIT = 30.0  # seconds a batch waits for another writer's SQLite lock before failing
 
 
 def _utc_now() -> datetime:
@@ -215,9 +155,8 @@ class Ledger:
         self._enqueued = 0  # events ever queued, and of those settled (stored or failed)
         self._settled = 0
         self._flushes: list[tuple[int, asyncio.Future[None]]] = []
-        self._urgent = False
-        self._second, self._second_text = -1, ""
-        self._direct = _DirectWriter(writer_url) if writer_url else None
+        self._seconds = UtcSeconds()
+        self._direct = DirectWriter(writer_url) if writer_url else None
         self.config = config
         self.signer = signer
         self._cipher = cipher
@@ -273,10 +212,11 @@ class Ledger:
 
     async def recover(self) -> int:
         """Store the events of journal files whose gateway died (skipping any already
-        stored), then delete the files. Returns how many events were stored."""
+        stored), then delete the files. Returns how many events it found missing; any
+        it could not store stay queued (and their files kept) for the writer to retry."""
         if self._journal_dir is None:
             return 0
-        stored = 0
+        found = 0
         for orphan in orphans(self._journal_dir):
             entries: list[_Entry] = []
             for frame in orphan.frames():
@@ -287,16 +227,16 @@ class Ledger:
             if entries:
                 since = min(datetime.fromisoformat(e.event.time) for e in entries)
                 present = await self.store.audit_ids_since(since)
-                todo = [_Pending(e.event, e.payload, None) for e in entries if e.event.id not in present]
-                for start in range(0, len(todo), self.config.max_batch):
-                    batch = todo[start : start + self.config.max_batch]
-                    await self._append_batch(batch)
-                    self._committed(len(batch))
-                stored += len(todo)
-                if todo:
-                    _log.warning("audit journal: recovered %d events from %s", len(todo), orphan.path.name)
-            orphan.segment.discard()
-        return stored
+                missing = [e for e in entries if e.event.id not in present]
+                for entry in missing:
+                    self._enqueue(_Pending(entry.event, entry.payload, None))
+                found += len(missing)
+                if missing:
+                    _log.warning("audit journal: recovered %d events from %s", len(missing), orphan.path.name)
+            self._retained.append(orphan.segment)  # deleted once its events are stored
+        if self._retained:
+            await self._store_queue()
+        return found
 
     # --- appending --------------------------------------------------------------------
 
@@ -401,9 +341,7 @@ class Ledger:
         """The current UTC time as `rfc3339` writes it, without building a datetime (the
         seconds are formatted once a second)."""
         second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
-        if second != self._second:
-            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{fraction:06d}Z"
+        return f"{self._seconds(second)}.{fraction:06d}Z"
 
     async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> tuple[Any, ...]:
         """(subject, scheme, nonce, data) of the event's payloads, sealed for its subject."""
@@ -417,7 +355,7 @@ class Ledger:
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
-            if self._waiting or self._urgent or self._closing:
+            if self._hurry.is_set() or self._waiting:
                 # Let the requests that are finishing in this turn of the loop join the batch.
                 await asyncio.sleep(0)
             else:  # only journaled events: durable already, so let more gather
@@ -425,7 +363,6 @@ class Ledger:
                     await asyncio.wait_for(self._hurry.wait(), _JOURNAL_DELAY)
             self._wake.clear()
             self._hurry.clear()
-            self._urgent = False
             while self._queue:
                 if not await self._store_queue():
                     await asyncio.sleep(_RETRY_EVERY)
@@ -488,7 +425,6 @@ class Ledger:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flushes.append((target, future))
-        self._urgent = True
         self._wake.set()
         self._hurry.set()
         with contextlib.suppress(asyncio.TimeoutError):

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from lockgate.audit import merkle
 from lockgate.audit.checkpoint import verify_signature
-from lockgate.audit.event import AuditEvent
+from lockgate.audit.event import AuditEvent, search_columns
 from lockgate.store._audit import GENESIS
 from lockgate.store._engine import make_sync_engine
 
@@ -87,17 +87,7 @@ class Report:
 
 
 def _expected(event: AuditEvent) -> tuple[Any, ...]:
-    actor, target = event.actor, event.target
-    return (
-        event.id,
-        event.type,
-        event.request_id,
-        actor.principal if actor else None,
-        actor.agent if actor else None,
-        target.model if target else None,
-        event.decision.effect if event.decision else None,
-        event.status,
-    )
+    return (event.id, event.type, *search_columns(event))
 
 
 def _time_of(value: Any) -> datetime:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from typing import Any, TextIO
 
 import msgspec
+
+from lockgate.core.clock import UtcSeconds
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -19,14 +20,10 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._prefix = ""
+        self._seconds = UtcSeconds()
 
     def _stamp(self, created: float, msecs: float) -> str:
-        second = int(created)
-        if second != self._second:  # one strftime a second, not one a line
-            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int(msecs):03d}Z"
+        return f"{self._seconds(int(created))}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

@@ -10,6 +10,7 @@ turns a pending event into its row; it runs under the lock, so it must be quick.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -25,7 +26,9 @@ from lockgate.store.tables_audit import (
     audit_subject_keys,
 )
 
-__all__ = ["EVENT_COLUMNS", "GENESIS", "PAYLOAD_COLUMNS", "AuditMixin", "PgAppender", "SealedEvent", "SqliteAppender"]
+__all__ = [
+    "EVENT_COLUMNS", "GENESIS", "PAYLOAD_COLUMNS", "AuditMixin", "DirectWriter", "PgAppender", "SealedEvent", "SqliteAppender",
+]
 
 GENESIS = "0" * 64  # the chain hash before the first event
 _PG_LEDGER_LOCK = 0x6C6764676C656467  # pg_advisory_xact_lock key of the ledger
@@ -204,6 +207,55 @@ class PgAppender:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+class DirectWriter:
+    """Group commits straight to the database on the event loop (see `SqliteAppender`
+    and `PgAppender`); the store's SQLAlchemy path is for in-memory databases only."""
+
+    def __init__(self, url: str) -> None:
+        from lockgate.store._engine import backend_of, make_sync_engine, normalise_url
+
+        self._sqlite: SqliteAppender | None = None
+        self._pg: PgAppender | None = None
+        self._engine = None
+        if backend_of(normalise_url(url, is_async=False)) == "sqlite":
+            self._engine = make_sync_engine(url)
+            self._sqlite = SqliteAppender(self._engine)
+        else:
+            libpq = normalise_url(url, is_async=False).set(drivername="postgresql")
+            self._pg = PgAppender(libpq.render_as_string(hide_password=False))
+
+    async def append(self, count: int, seal: Callable[[int, int, str], SealedEvent]) -> list[int]:
+        if self._pg is not None:
+            return await self._pg.append(count, seal)
+        assert self._sqlite is not None
+        delay, waited = 0.0005, 0.0
+        while True:
+            seqs = self._sqlite.try_append(count, seal)
+            if seqs is not None:
+                return seqs
+            if waited > _LOCK_WAIT:
+                raise TimeoutError("the ledger's database stayed locked by another writer")
+            await asyncio.sleep(delay)  # another writer holds the lock: never block the loop
+            waited += delay
+            delay = min(delay * 2, 0.02)
+
+    async def tidy(self) -> None:
+        """Housekeeping between commits, off the loop (SQLite: checkpoint the WAL)."""
+        if self._sqlite is not None:
+            await asyncio.to_thread(self._sqlite.checkpoint_wal)
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+_LOCK_WAIT = 30.0  # seconds a batch waits for another writer's SQLite lock before failing
 
 
 class AuditMixin(StoreBase):

@@ -28,6 +28,11 @@ def _request_ids(url: str) -> list[str]:
     return ids
 
 
+def _paths(tmp_path: Path) -> tuple[str, Path]:
+    """The database URL and its journal directory."""
+    return f"sqlite:///{tmp_path}/l.db", journal_dir(str(tmp_path / "l.db"))
+
+
 async def _ledger(url: str, journal: Path) -> tuple[Store, Ledger]:
     store = await Store.open(url)
     ledger = Ledger(store, AuditConfig(checkpoint_interval=0, capture_content=True), signer=load_signer(None, None),
@@ -70,8 +75,7 @@ def test_frames_round_trip_and_a_torn_tail_ends_the_file(tmp_path: Path) -> None
 
 
 async def test_appended_events_reach_the_tables_and_the_journal_empties(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/l.db"
-    journal = journal_dir(str(tmp_path / "l.db"))
+    url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
     try:
         await _append(ledger, 0, 30)
@@ -89,8 +93,7 @@ async def test_appended_events_reach_the_tables_and_the_journal_empties(tmp_path
 
 
 async def test_a_dead_writers_journal_is_stored_once_by_the_next_ledger(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/l.db"
-    journal = journal_dir(str(tmp_path / "l.db"))
+    url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
     await _append(ledger, 0, 5)
     await ledger.flush()  # 0-4 stored ...
@@ -113,8 +116,7 @@ async def test_a_dead_writers_journal_is_stored_once_by_the_next_ledger(tmp_path
 
 async def test_events_stored_before_the_crash_are_not_stored_twice(tmp_path: Path) -> None:
     """The writer committed, then died before deleting the journal file."""
-    url = f"sqlite:///{tmp_path}/l.db"
-    journal = journal_dir(str(tmp_path / "l.db"))
+    url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
     await _append(ledger, 0, 6)
     kept = [p.read_bytes() for p in journal.glob("*.journal") if p.stat().st_size]
@@ -133,8 +135,8 @@ async def test_events_stored_before_the_crash_are_not_stored_twice(tmp_path: Pat
 async def test_a_full_disk_refuses_the_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lockgate.audit.ledger import AuditUnavailable
 
-    url = f"sqlite:///{tmp_path}/l.db"
-    store, ledger = await _ledger(url, journal_dir(str(tmp_path / "l.db")))
+    url, journal = _paths(tmp_path)
+    store, ledger = await _ledger(url, journal)
     try:
         def full(fd: int, data: bytes) -> int:
             raise OSError(28, "No space left on device")
@@ -155,8 +157,7 @@ async def test_journaled_events_outlive_a_failed_commit(tmp_path: Path, monkeypa
     import lockgate.audit.ledger as ledger_module
 
     monkeypatch.setattr(ledger_module, "_RETRY_EVERY", 0.01)
-    url = f"sqlite:///{tmp_path}/l.db"
-    journal = journal_dir(str(tmp_path / "l.db"))
+    url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
     real = ledger._append_batch  # pyright: ignore[reportPrivateUsage]
     failures = [2]
