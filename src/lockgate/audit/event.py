@@ -25,8 +25,10 @@ from lockgate.core.context import Principal
 __all__ = [
     "EVENT_TYPES",
     "Actor",
+    "ActorKind",
     "AuditEvent",
     "Decision",
+    "Effect",
     "GuardVerdict",
     "Target",
     "actor_of",
@@ -58,12 +60,19 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # pyright: ignore[reportAttributeAccessIssue]
 
 Hex64 = msgspec.Meta(pattern="^[0-9a-f]{64}$")
+ActorKind = Literal["operator", "key", "grant", "anonymous", "reviewer", "system"]
+Effect = Literal["allow", "deny", "needs_approval", "approved", "denied"]
+
+# The event types are `gc=False`: an event holds only strings, numbers and (in `data`,
+# `guard`, `delegation`) containers that never point back at it, so it can be in no
+# reference cycle. Untracked, the events waiting for the writer (a few thousand under
+# load) are not walked by every collection of the generations they age into.
 
 
-class Actor(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+class Actor(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
     """Who acted: the principal, and the human and agent behind it."""
 
-    kind: Literal["operator", "key", "grant", "anonymous", "reviewer", "system"]
+    kind: ActorKind
     principal: str
     key_prefix: str | None = None
     user: str | None = None
@@ -73,7 +82,7 @@ class Actor(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     shadow_agent: str | None = None
 
 
-class Target(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+class Target(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
     """What was acted on."""
 
     endpoint: str | None = None
@@ -85,13 +94,13 @@ class Target(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     object: str | None = None  # admin changes: "key:lg-AbCd", "agent:planner"
 
 
-class Decision(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    effect: Literal["allow", "deny", "needs_approval", "approved", "denied"]
+class Decision(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
+    effect: Effect
     policies: list[str] = msgspec.field(default_factory=lambda: [])
     reason: str | None = None
 
 
-class GuardVerdict(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+class GuardVerdict(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
     scanner: str
     action: str
     score: float | None = None
@@ -100,7 +109,7 @@ class GuardVerdict(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tru
     entity: str | None = None
 
 
-class AuditEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+class AuditEvent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, gc=False):
     """One ledger entry (schema version `v`)."""
 
     seq: int

@@ -42,6 +42,7 @@ from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
 from lockgate.audit.event import AuditEvent, actor_of, digest, search_columns
 from lockgate.audit.journal import Journal, Segment, orphans
+from lockgate.audit.record import GatewayRecord, to_event
 from lockgate.config.audit import AuditConfig
 from lockgate.core.clock import UtcSeconds
 from lockgate.core.context import Principal
@@ -69,22 +70,49 @@ class _Pending:
     __slots__ = ("event", "future", "payload")
 
     def __init__(
-        self, event: AuditEvent, payload: tuple[Any, ...] | None, future: asyncio.Future[int] | None
+        self, event: AuditEvent | GatewayRecord, payload: tuple[Any, ...] | None, future: asyncio.Future[int] | None
     ) -> None:
-        self.event = event
+        self.event = event  # a gateway request's record becomes its event when sealed
         self.payload = payload  # (subject, scheme, nonce, data)
         self.future = future
 
 
-class _Entry(msgspec.Struct, array_like=True):
-    """A journal frame: the event and its sealed payloads (subject, scheme, nonce, data)."""
+_SealedPayload = tuple[str | None, str, bytes | None, bytes]  # (subject, scheme, nonce, data)
+
+
+class _Entry(msgspec.Struct, array_like=True, tag="e"):
+    """A journal frame: an event and its sealed payloads."""
 
     event: AuditEvent
-    payload: tuple[str | None, str, bytes | None, bytes] | None = None
+    payload: _SealedPayload | None = None
+
+
+class _RecordEntry(msgspec.Struct, array_like=True, tag="g"):
+    """A journal frame: a gateway request's record and its sealed payloads."""
+
+    record: GatewayRecord
+    payload: _SealedPayload | None = None
+
+
+class _LegacyEntry(msgspec.Struct, array_like=True):
+    """A journal frame as lockgate wrote them before gateway records (read in recovery)."""
+
+    event: AuditEvent
+    payload: _SealedPayload | None = None
 
 
 _encode_entry = msgspec.msgpack.Encoder().encode
-_decode_entry = msgspec.msgpack.Decoder(_Entry).decode
+_decode_frame = msgspec.msgpack.Decoder(_Entry | _RecordEntry).decode
+_decode_legacy = msgspec.msgpack.Decoder(_LegacyEntry).decode
+
+
+def _decode_entry(frame: bytes) -> tuple[AuditEvent | GatewayRecord, _SealedPayload | None]:
+    try:
+        entry = _decode_frame(frame)
+    except msgspec.ValidationError:
+        legacy = _decode_legacy(frame)
+        return legacy.event, legacy.payload
+    return (entry.event if isinstance(entry, _Entry) else entry.record), entry.payload
 
 
 def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
@@ -124,6 +152,7 @@ def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent,
 _RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
 _TIDY_EVERY = 1.0  # seconds between WAL checkpoints while events arrive
 _JOURNAL_DELAY = 0.01  # seconds journaled events wait to share a transaction
+_JOURNAL_MAX_AGE = 60.0  # seconds before a journal file with events is closed (recovery looks back this far)
 _RETRY_EVERY = 0.5  # seconds between attempts to store journaled events after a failure
 _FLUSH_WAIT = 10.0  # seconds a reader waits for queued events before reading anyway
 
@@ -198,14 +227,13 @@ class Ledger:
                 await task
         self._tasks.clear()
         if self._journal is not None:
-            if not self._queue:  # all stored: the journal files can go
-                for segment in self._retained:
+            stored = not self._queue  # all stored: the journal files can go
+            for segment in self._retained + self._journal.close(discard=stored):
+                if stored:
                     segment.discard()
-                self._retained.clear()
-            else:
-                for segment in self._retained:
+                else:
                     segment.close()  # left for the next start's recovery
-            self._journal.close()
+            self._retained.clear()
             self._journal = None
         if self._direct is not None:
             await self._direct.close()
@@ -218,18 +246,18 @@ class Ledger:
             return 0
         found = 0
         for orphan in orphans(self._journal_dir):
-            entries: list[_Entry] = []
+            entries: list[tuple[AuditEvent | GatewayRecord, _SealedPayload | None]] = []
             for frame in orphan.frames():
                 try:
                     entries.append(_decode_entry(frame))
                 except msgspec.DecodeError:
                     break  # cannot happen past the CRC check; end the file there all the same
             if entries:
-                since = min(datetime.fromisoformat(e.event.time) for e in entries)
+                since = min(datetime.fromisoformat(event.time) for event, _ in entries)
                 present = await self.store.audit_ids_since(since)
-                missing = [e for e in entries if e.event.id not in present]
-                for entry in missing:
-                    self._enqueue(_Pending(entry.event, entry.payload, None))
+                missing = [(event, payload) for event, payload in entries if event.id not in present]
+                for event, payload in missing:
+                    self._enqueue(_Pending(event, payload, None))
                 found += len(missing)
                 if missing:
                     _log.warning("audit journal: recovered %d events from %s", len(missing), orphan.path.name)
@@ -244,6 +272,10 @@ class Ledger:
         """Append one event and wait for its commit; returns its sequence number.
         Fields: as `event()`."""
         event, payload = await self._sealed(type, fields)
+        return await self._commit(event, payload)
+
+    async def _commit(self, event: AuditEvent | GatewayRecord, payload: tuple[Any, ...] | None) -> int:
+        """Queue the event and wait for its commit; its sequence number."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._enqueue(_Pending(event, payload, future))
         self._waiting += 1
@@ -259,12 +291,36 @@ class Ledger:
             await self.record(type, **fields)
             return
         event, payload = await self._sealed(type, fields)
+        self._journaled(_encode_entry(_Entry(event, payload)), event, payload)
+
+    async def append_record(self, record: GatewayRecord, payload: dict[str, Any] | None) -> None:
+        """Append a gateway request's event, as its record (`record.py`; the hot path:
+        `AuditStage`, with an id and time from `stamp()`), and its payloads. Validated on
+        the way (a typed decode of its journal frame), then as `append`."""
+        row = await self._payload_row(record.subject, record.id, payload) if payload else None
+        frame = _encode_entry(_RecordEntry(record, row))
         try:
-            self._journal.write(_encode_entry(_Entry(event, payload)))
+            record = _decode_frame(frame).record  # pyright: ignore[reportAttributeAccessIssue]
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"Invalid audit event: {exc}") from None
+        if self._journal is None:
+            await self._commit(record, row)
+        else:
+            self._journaled(frame, record, row)
+
+    def _journaled(self, frame: bytes, event: AuditEvent | GatewayRecord, payload: tuple[Any, ...] | None) -> None:
+        assert self._journal is not None
+        try:
+            self._journal.write(frame)
         except OSError as exc:
             _log.error("audit journal write failed: %s", _type_name(exc))
             raise AuditUnavailable("The audit ledger could not record this request, so it was not answered.") from None
         self._enqueue(_Pending(event, payload, None))
+
+    def stamp(self) -> tuple[str, str]:
+        """A new event's id and time (RFC 3339, UTC, microseconds)."""
+        when = self._clock() if self._clock is not _utc_now else None
+        return uuid7(), rfc3339(when) if when else self._now()
 
     def _enqueue(self, pending: _Pending) -> None:
         self._queue.append(pending)
@@ -273,7 +329,7 @@ class Ledger:
 
     async def _sealed(self, type: str, fields: dict[str, Any]) -> tuple[AuditEvent, tuple[Any, ...] | None]:
         event, payload = self.event(type, **fields)
-        return event, (await self._payload_row(event, payload) if payload else None)
+        return event, (await self._payload_row(event.subject, event.id, payload) if payload else None)
 
     def event(
         self,
@@ -297,8 +353,8 @@ class Ledger:
         data: Mapping[str, Any] | None = None,
     ) -> tuple[AuditEvent, dict[str, Any]]:
         """The event, validated against the published schema, and its payloads."""
-        when = self._clock() if self._clock is not _utc_now else None
-        fields: dict[str, Any] = {"seq": 0, "id": uuid7(), "time": rfc3339(when) if when else self._now(), "type": type}
+        event_id, when = self.stamp()
+        fields: dict[str, Any] = {"seq": 0, "id": event_id, "time": when, "type": type}
         actor_fields = actor_of(actor) if isinstance(actor, Principal) or actor is None else dict(actor)
         for name, value in (
             ("actor", actor_fields),
@@ -343,13 +399,13 @@ class Ledger:
         second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
         return f"{self._seconds(second)}.{fraction:06d}Z"
 
-    async def _payload_row(self, event: AuditEvent, payload: dict[str, Any]) -> tuple[Any, ...]:
-        """(subject, scheme, nonce, data) of the event's payloads, sealed for its subject."""
+    async def _payload_row(self, subject: str | None, event_id: str, payload: dict[str, Any]) -> tuple[Any, ...]:
+        """(subject, scheme, nonce, data) of an event's payloads, sealed for its subject."""
         plain = canonical(payload)
         if self._cipher is None:
-            return (event.subject, "plain", None, plain)
-        subject = event.subject or "unattributed"
-        nonce, data = await self._cipher.seal(subject, event.id, plain)
+            return (subject, "plain", None, plain)
+        subject = subject or "unattributed"
+        nonce, data = await self._cipher.seal(subject, event_id, plain)
         return (subject, "aes-256-gcm", nonce, data)
 
     async def _writer(self) -> None:
@@ -375,9 +431,9 @@ class Ledger:
         transaction failed: its waiters get the error, journaled events go back to the
         queue (they were answered: they must not be lost) and their files are kept."""
         if self._journal is not None:
-            segment = self._journal.rotate()  # what is queued now was written before this
-            if segment is not None:
-                self._retained.append(segment)
+            # Files closed now hold only events queued now or stored before.
+            self._journal.rotate(_JOURNAL_MAX_AGE)
+            self._retained += self._journal.take_closed()
         queued, self._queue = self._queue, []
         for start in range(0, len(queued), self.config.max_batch):
             batch = queued[start : start + self.config.max_batch]
@@ -444,7 +500,10 @@ class Ledger:
     def _sealer(batch: list[_Pending]) -> Callable[[int, int, str], SealedEvent]:
         def seal(i: int, seq: int, prev: str) -> SealedEvent:
             pending = batch[i]
-            event, body, chain = seal_body(pending.event, seq, prev)
+            event = pending.event
+            if type(event) is GatewayRecord:
+                event = to_event(event)
+            event, body, chain = seal_body(event, seq, prev)  # pyright: ignore[reportArgumentType]
             payload = None if pending.payload is None else (seq, *pending.payload, event.time)
             return SealedEvent(row_of(event, body, chain), chain, payload)
 

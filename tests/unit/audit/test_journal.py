@@ -53,9 +53,8 @@ def _crash(ledger: Ledger) -> None:
         task.cancel()
     journal = ledger._journal  # pyright: ignore[reportPrivateUsage]
     assert journal is not None
-    os.close(journal._current.fd)  # pyright: ignore[reportPrivateUsage]
-    for segment in ledger._retained:  # pyright: ignore[reportPrivateUsage]
-        os.close(segment.fd)
+    for segment in [journal._current, *journal._closed, *ledger._retained]:  # pyright: ignore[reportPrivateUsage]
+        segment.close()  # unmapped, unlocked, the file left as it is
 
 
 def test_frames_round_trip_and_a_torn_tail_ends_the_file(tmp_path: Path) -> None:
@@ -64,13 +63,15 @@ def test_frames_round_trip_and_a_torn_tail_ends_the_file(tmp_path: Path) -> None
         journal.write(body)
     (path,) = (tmp_path / "j").glob("*.journal")
     data = path.read_bytes()
+    end = 3 * 8 + 3 + 3 + 5000  # three headers and bodies; the rest of the file is zeros
+    assert len(data) > end and not any(data[end:])
     assert list(read_frames(data)) == [b"one", b"two", b"x" * 5000]
-    assert list(read_frames(data[:-1])) == [b"one", b"two"]  # cut mid-frame
+    assert list(read_frames(data[: end - 1])) == [b"one", b"two"]  # cut mid-frame
     corrupt = bytearray(data)
     corrupt[9] ^= 0xFF  # inside the first body: its CRC fails, nothing after it is trusted
     assert list(read_frames(bytes(corrupt))) == []
     assert orphans(tmp_path / "j") == []  # its writer holds it
-    journal.close()
+    assert journal.close(discard=False) == []
     assert len(orphans(tmp_path / "j")) == 1  # written and let go: an orphan
 
 
@@ -81,9 +82,8 @@ async def test_appended_events_reach_the_tables_and_the_journal_empties(tmp_path
         await _append(ledger, 0, 30)
         assert len(await ledger.search(limit=100)) == 30  # readers flush first
         await ledger.flush()
-        assert sorted(p.name for p in journal.glob("*.journal")) == sorted(
-            [ledger._journal._current.path.name]  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
-        )
+        assert ledger._journal is not None  # pyright: ignore[reportPrivateUsage]
+        assert [p.name for p in journal.glob("*.journal")] == [ledger._journal.current_path.name]  # pyright: ignore[reportPrivateUsage]
     finally:
         await ledger.aclose()
         await store.aclose()
@@ -133,23 +133,31 @@ async def test_events_stored_before_the_crash_are_not_stored_twice(tmp_path: Pat
 
 
 async def test_a_full_disk_refuses_the_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Space for a journal file is reserved when it is opened: a full disk refuses the
+    event that needs the next file, and nothing accepted before it is lost."""
     from lockgate.audit.ledger import AuditUnavailable
 
+    monkeypatch.setattr("lockgate.audit.journal.SEGMENT_BYTES", 4096)
     url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
+    accepted = 0
+    real = os.posix_fallocate
     try:
-        def full(fd: int, data: bytes) -> int:
+        def full(fd: int, offset: int, length: int) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("lockgate.audit.journal.os.write", full)
+        monkeypatch.setattr("lockgate.audit.journal.os.posix_fallocate", full)
         with pytest.raises(AuditUnavailable):
-            await _append(ledger, 0, 1)
-        monkeypatch.undo()
-        await _append(ledger, 1, 1)
+            for accepted in range(100):  # ~600 bytes each: the 4 KiB file fills
+                await _append(ledger, accepted, 1)
+        assert 0 < accepted < 100
+        monkeypatch.setattr("lockgate.audit.journal.os.posix_fallocate", real)
+        await _append(ledger, 1000, 1)
     finally:
         await ledger.aclose()
         await store.aclose()
-    assert _request_ids(url) == ["req-1"]
+    assert _request_ids(url) == [f"req-{i}" for i in range(accepted)] + ["req-1000"]
+    assert list(journal.glob("*.journal")) == []
 
 
 async def test_journaled_events_outlive_a_failed_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,3 +186,48 @@ async def test_journaled_events_outlive_a_failed_commit(tmp_path: Path, monkeypa
         await ledger.aclose()
         await store.aclose()
     assert list(journal.glob("*.journal")) == []
+
+
+def test_a_full_file_is_closed_and_a_large_frame_gets_a_file_of_its_own(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j", segment_bytes=4096)
+    first = journal.current_path
+    for i in range(10):
+        journal.write(b"%d" % i * 1000)  # ~1 KB each: four fit in 4 KiB
+    big = b"y" * 20_000
+    journal.write(big)
+    closed = journal.take_closed()
+    assert closed[0].path == first and len(closed) >= 3
+    frames = [f for s in closed for f in read_frames(s.path.read_bytes())]
+    frames += list(read_frames(journal.current_path.read_bytes()))
+    assert frames == [b"%d" % i * 1000 for i in range(10)] + [big]
+    journal.rotate(older_than=3600)  # young: kept
+    assert journal.take_closed() == []
+    held = journal.current_path
+    journal.rotate(older_than=0)
+    (rotated,) = journal.take_closed()
+    assert rotated.path == held != journal.current_path
+    for segment in [*closed, rotated]:
+        segment.discard()
+    assert journal.close(discard=True) == []
+    assert list((tmp_path / "j").glob("*.journal")) == []
+
+
+async def test_a_journal_from_before_gateway_records_is_recovered(tmp_path: Path) -> None:
+    """Frames as the previous release wrote them (an untagged event and payload)."""
+    from lockgate.audit.ledger import _encode_entry, _LegacyEntry  # pyright: ignore[reportPrivateUsage]
+
+    url, journal = _paths(tmp_path)
+    store, ledger = await _ledger(url, journal)
+    old = [ledger.event("gateway.request", actor=ALICE, request_id=f"old-{i}", status=200)[0] for i in range(3)]
+    await ledger.aclose()
+    await store.aclose()
+    writer = Journal(journal)
+    for event in old:
+        writer.write(_encode_entry(_LegacyEntry(event, None)))
+    writer.close(discard=False)
+    store, ledger = await _ledger(url, journal)
+    await ledger.aclose()
+    await store.aclose()
+    assert _request_ids(url) == ["old-0", "old-1", "old-2"]
+    assert list(journal.glob("*.journal")) == []
+    assert verify_database(url).ok
