@@ -143,7 +143,8 @@ _sorted = msgspec.json.Encoder(order="sorted").encode
 
 def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent, str, str]:
     """The event numbered `seq`, its RFC 8785 body, and its chain hash after `prev_chain`."""
-    event = msgspec.structs.replace(event, seq=seq)
+    if event.seq != seq:
+        event = msgspec.structs.replace(event, seq=seq)
     raw = _body_bytes(event)
     chain = hashlib.sha256(bytes.fromhex(prev_chain) + merkle.leaf_hash(raw)).hexdigest()
     return event, raw.decode(), chain
@@ -318,9 +319,11 @@ class Ledger:
         self._enqueue(_Pending(event, payload, None))
 
     def stamp(self) -> tuple[str, str]:
-        """A new event's id and time (RFC 3339, UTC, microseconds)."""
-        when = self._clock() if self._clock is not _utc_now else None
-        return uuid7(), rfc3339(when) if when else self._now()
+        """A new event's id and time (RFC 3339, UTC, microseconds), from one clock read."""
+        if self._clock is not _utc_now:
+            return uuid7(), rfc3339(self._clock())
+        second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
+        return uuid7(second * 1000 + fraction // 1000), f"{self._seconds(second)}.{fraction:06d}Z"
 
     def _enqueue(self, pending: _Pending) -> None:
         self._queue.append(pending)
@@ -392,12 +395,6 @@ class Ledger:
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"Invalid audit event: {exc}") from None
         return event, payload
-
-    def _now(self) -> str:
-        """The current UTC time as `rfc3339` writes it, without building a datetime (the
-        seconds are formatted once a second)."""
-        second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
-        return f"{self._seconds(second)}.{fraction:06d}Z"
 
     async def _payload_row(self, subject: str | None, event_id: str, payload: dict[str, Any]) -> tuple[Any, ...]:
         """(subject, scheme, nonce, data) of an event's payloads, sealed for its subject."""
@@ -502,7 +499,7 @@ class Ledger:
             pending = batch[i]
             event = pending.event
             if type(event) is GatewayRecord:
-                event = to_event(event)
+                event = to_event(event, seq)
             event, body, chain = seal_body(event, seq, prev)  # pyright: ignore[reportArgumentType]
             payload = None if pending.payload is None else (seq, *pending.payload, event.time)
             return SealedEvent(row_of(event, body, chain), chain, payload)

@@ -64,8 +64,8 @@ class GatewayRecord(msgspec.Struct, array_like=True, gc=False):
     approval_id: str | None
 
 
-def to_event(r: GatewayRecord) -> AuditEvent:
-    """The event a record stands for (its `seq` 0, as the ledger numbers it later)."""
+def to_event(r: GatewayRecord, seq: int = 0) -> AuditEvent:
+    """The event a record stands for, numbered `seq` (0: not numbered yet)."""
     actor = None
     if r.kind is not None and r.principal is not None:
         actor = Actor(r.kind, r.principal, r.key_prefix, r.user, r.team, r.agent, r.delegation, r.shadow_agent)
@@ -74,7 +74,7 @@ def to_event(r: GatewayRecord) -> AuditEvent:
         target = Target(r.endpoint, r.model, r.route, r.provider)
     decision = Decision(r.effect, r.policies, r.decision_reason) if r.effect is not None else None
     return AuditEvent(
-        seq=0,
+        seq=seq,
         id=r.id,
         time=r.time,
         type="gateway.refused" if r.refused else "gateway.request",
