@@ -166,6 +166,9 @@ class McpConfig(Strict):
     """How long a held call (destructive tool, `approve` rule) waits for a reviewer."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest JSON-RPC request body accepted on `/mcp` (bytes)."""
+    max_reply_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Largest reply read from a streamable HTTP upstream on a tool call (bytes, decoded:
+    a JSON body, or one event of a stream); a larger one fails the call."""
 
     @field_validator("servers")
     @classmethod

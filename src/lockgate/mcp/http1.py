@@ -38,7 +38,7 @@ from yarl import URL
 
 from lockgate._version import __version__
 
-__all__ = ["Http1Pool", "Reply", "ServerDisconnected"]
+__all__ = ["Http1Pool", "Reply", "ReplyTooLarge", "ServerDisconnected"]
 
 _ACCEPT_ENCODING: Final = "gzip, deflate"
 _USER_AGENT: Final = f"lockgate/{__version__}"
@@ -62,10 +62,15 @@ class Reply:
     message: dict[str, Any] | None = None  # an event stream: the event answering the request
 
 
+class ReplyTooLarge(Exception):
+    """A reply (decoded) over the pool's `max_reply_bytes`: its connection is dropped."""
+
+
 class _Connection(asyncio.Protocol):
     """One connection: one request at a time, its reply parsed as it arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_reply_bytes: int) -> None:
+        self._limit = max_reply_bytes
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False  # the last reply ended, and the server keeps the connection
@@ -84,6 +89,7 @@ class _Connection(asyncio.Protocol):
         self._mode = _WAIT
         self._decoder: Any = None
         self._chunks: list[bytes] = []
+        self._held = 0  # decoded bytes kept: the JSON body so far, or the event being read
         self._sse_tail = b""
         self._sse_data: list[str] = []
 
@@ -184,6 +190,9 @@ class _Connection(asyncio.Protocol):
         try:
             data = self._decode(body)
             if self._mode == _JSON:
+                self._held += len(data)
+                if self._held > self._limit:
+                    raise ReplyTooLarge(f"the reply is over {self._limit} bytes")
                 self._chunks.append(data)
             else:
                 self._sse(data, final=False)
@@ -220,13 +229,19 @@ class _Connection(asyncio.Protocol):
         (notifications and other messages are skipped)."""
         lines = (self._sse_tail + data).split(b"\n")
         self._sse_tail = b"" if final else lines.pop()
+        if len(self._sse_tail) > self._limit:  # one line, still open
+            raise ReplyTooLarge(f"the reply is over {self._limit} bytes")
         for raw in lines:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if line.startswith("data:"):
                 self._sse_data.append(line[5:].lstrip(" "))
+                self._held += len(raw)
+                if self._held > self._limit:
+                    raise ReplyTooLarge(f"the reply is over {self._limit} bytes")
             elif not line and self._sse_data:
                 message: Any = json.loads("\n".join(self._sse_data))
                 self._sse_data = []
+                self._held = 0
                 if isinstance(message, dict) and cast("dict[str, Any]", message).get("id") == self._sse_id:
                     self._mode = _DONE
                     self._resolve(Reply(self._status, self._content_type, message=cast("dict[str, Any]", message)))
@@ -236,7 +251,10 @@ class _Connection(asyncio.Protocol):
 class Http1Pool:
     """POSTs to one URL over pooled keep-alive connections (one per request in flight)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_reply_bytes: int = 32 * 1024 * 1024) -> None:
+        """`max_reply_bytes`: the most a reply may hold, decoded (a JSON body whole, or one
+        event of a stream); a larger one fails its post with `ReplyTooLarge`."""
+        self._max_reply = max_reply_bytes
         parsed = URL(url)
         if not self.supports(url):
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -334,7 +352,7 @@ class Http1Pool:
         loop = asyncio.get_running_loop()
         context = await _tls_context() if self._tls else None
         _, conn = await loop.create_connection(
-            _Connection, self._host, self._port, ssl=context, server_hostname=self._host if context else None,
+            lambda: _Connection(self._max_reply), self._host, self._port, ssl=context, server_hostname=self._host if context else None,
         )
         return conn
 

@@ -201,6 +201,7 @@ class Registry:
         return UpstreamSettings(
             record=record, headers=headers, env=env, cwd=config.cwd if config else None,
             call_timeout=timeout, connect_timeout=self._config.connect_timeout,
+            max_reply_bytes=self._config.max_reply_bytes,
         )
 
     def _resolve(self, value: str) -> str:

@@ -31,7 +31,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lockgate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from lockgate.mcp.catalog import ToolDef
-from lockgate.mcp.http1 import Http1Pool
+from lockgate.mcp.http1 import Http1Pool, ReplyTooLarge
 from lockgate.mcp.models import McpServerRecord
 
 __all__ = ["Upstream", "UpstreamSettings"]
@@ -52,6 +52,7 @@ class UpstreamSettings:
     cwd: str | None
     call_timeout: float
     connect_timeout: float
+    max_reply_bytes: int = 32 * 1024 * 1024
 
 
 class Upstream:
@@ -59,7 +60,9 @@ class Upstream:
         self.settings = settings
         url = settings.record.url
         self._pool = (
-            Http1Pool(url) if settings.record.transport == "http" and url and Http1Pool.supports(url) else None
+            Http1Pool(url, max_reply_bytes=settings.max_reply_bytes)
+            if settings.record.transport == "http" and url and Http1Pool.supports(url)
+            else None
         )
         self._ids = 0
         self.name = settings.record.name
@@ -216,7 +219,13 @@ class Upstream:
         request_id = self._ids
         headers = {**_POST_HEADERS, **self.settings.headers, **opts.get("headers", {})}
         body = json.dumps({"jsonrpc": "2.0", "id": request_id, **data}, separators=(",", ":")).encode("utf-8")
-        response = await pool.post(headers, body, sse_id=request_id)
+        try:
+            response = await pool.post(headers, body, sse_id=request_id)
+        except ReplyTooLarge:
+            raise UpstreamError(
+                f"MCP server '{self.name}' sent a reply over {self.settings.max_reply_bytes} bytes "
+                "(mcp.max_reply_bytes)."
+            ) from None
         kind = response.content_type
         message: Any
         if kind.startswith("application/json"):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lockgate.mcp.http1 import Http1Pool, ServerDisconnected
+from lockgate.mcp.http1 import Http1Pool, ReplyTooLarge, ServerDisconnected
 
 
 @dataclass
@@ -29,6 +29,7 @@ class _Then:
 @dataclass
 class _Server:
     script: list[_Then]
+    port: int = 0
     requests: list[bytes] = field(default_factory=lambda: [])
     connections: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,11 +57,14 @@ class _Server:
 
 
 @contextlib.asynccontextmanager
-async def _serve(*script: _Then, path: str = "/mcp") -> AsyncIterator[tuple[_Server, Http1Pool]]:
+async def _serve(
+    *script: _Then, path: str = "/mcp", limit: int | None = None
+) -> AsyncIterator[tuple[_Server, Http1Pool]]:
     server = _Server(list(script))
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    pool = Http1Pool(f"http://127.0.0.1:{port}{path}")
+    port = server.port = listener.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}{path}"
+    pool = Http1Pool(url) if limit is None else Http1Pool(url, max_reply_bytes=limit)
     try:
         yield server, pool
     finally:
@@ -211,3 +215,54 @@ def test_urls() -> None:
     assert "Host: crm.example:8080\r\n" in head
     assert "Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
     assert "Host: crm.example\r\n" in Http1Pool("https://crm.example:443/")._head({}, 0).decode()  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_reply_over_the_limit_fails_the_post_and_drops_its_connection() -> None:
+    big = b'{"pad":"' + b"x" * 5000 + b'"}'
+    bomb = gzip.compress(b"[" + b"0," * 50_000 + b"0]")  # small on the wire, 100 kB decoded
+    note = b"event: message\ndata: %s\n\n"
+    events = b"".join(note % json.dumps({"jsonrpc": "2.0", "method": "note", "params": {"i": i}}).encode()
+                      for i in range(200))  # 14 kB of small events: none alone is over the limit
+    answer = b"data: %s\n\n" % json.dumps(RESULT).encode()
+    async with _serve(_Then(_reply(big)), _Then(_reply(bomb, extra="Content-Encoding: gzip\r\n")),
+                      _Then(_reply(events + answer, kind="text/event-stream")),
+                      _Then(_reply(b"data: " + b"y" * 5000 + b"\n\n", kind="text/event-stream")),
+                      _Then(_reply(b"{}")), limit=4096) as (server, pool):
+        with pytest.raises(ReplyTooLarge):
+            await pool.post(HEADERS, b"{}", sse_id=7)
+        with pytest.raises(ReplyTooLarge):
+            await pool.post(HEADERS, b"{}", sse_id=7)
+        assert (await pool.post(HEADERS, b"{}", sse_id=7)).message == RESULT
+        with pytest.raises(ReplyTooLarge):
+            await pool.post(HEADERS, b"{}", sse_id=7)
+        assert (await pool.post(HEADERS, b"{}", sse_id=7)).body == b"{}"
+    assert server.connections == 4  # each refused reply dropped its connection
+
+
+async def test_the_upstream_turns_an_oversized_reply_into_an_upstream_error() -> None:
+    """What a tool caller gets (-32002 `upstream_error`); the upstream is not marked broken."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    from lockgate.errors import UpstreamError
+    from lockgate.mcp.models import McpServerRecord
+    from lockgate.mcp.upstream import Upstream, UpstreamSettings
+
+    async def no_tools(_: Upstream) -> None:
+        return None
+
+    big = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "z" * 9000}]}})
+    async with _serve(_Then(_reply(big.encode()))) as (server, pool):
+        await pool.aclose()
+        url = f"http://127.0.0.1:{server.port}/mcp"
+        record = McpServerRecord(id="s1", name="crm", transport="http", url=url, command=None, args=(), headers={},
+                                 description="", source="admin", status="approved", created_at=datetime.now(UTC))
+        upstream = Upstream(UpstreamSettings(record=record, headers={}, env={}, cwd=None, call_timeout=5,
+                                             connect_timeout=5, max_reply_bytes=4096), on_tools=no_tools)
+        session = SimpleNamespace(protocol_version=next(iter(MODERN_PROTOCOL_VERSIONS)), _stamp=lambda data, opts: None)
+        with pytest.raises(UpstreamError, match=r"over 4096 bytes \(mcp.max_reply_bytes\)"):
+            await upstream._post_call(SimpleNamespace(session=session), "lookup", {})  # pyright: ignore[reportPrivateUsage, reportArgumentType]
+        assert upstream.error is None
+        await upstream._pool.aclose()  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
