@@ -85,3 +85,16 @@ def test_missing_key_beats_bad_body(server: Server) -> None:
 def test_server_survives_and_still_serves(server: Server) -> None:
     r = httpx.post(server.url + "/v1/chat/completions", headers=AUTH, json={"model": "fast", "messages": MSG})
     assert r.status_code == 200
+
+
+def test_numbers_beyond_rfc_8785_are_recorded_not_a_server_error(server: Server) -> None:
+    """An integer past 2^53 (JSON allows it, RFC 8785 does not) with a character outside
+    the BMP (which sends the digest to the RFC 8785 reference): the audit digest falls
+    back to plain sorted JSON instead of failing the request (found by the fuzz test)."""
+    huge = 9007199254740993
+    r = httpx.post(server.url + "/v1/embeddings", headers=AUTH,
+                   json={"input": "\U00010000", "model": "unknown-model", "dimensions": huge})
+    _openai_error(r, 404)
+    r = httpx.post(server.url + "/v1/chat/completions", headers=AUTH,
+                   json={"model": "unknown-model", "max_tokens": huge, "messages": [{"role": "user", "content": "\U00010000"}]})
+    _openai_error(r, 404)

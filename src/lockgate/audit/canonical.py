@@ -17,13 +17,14 @@ A property test holds the two paths byte-equal.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import msgspec
 import rfc8785
 
-__all__ = ["Canonical", "canonical", "is_plain_float", "json_number", "number"]
+__all__ = ["Canonical", "canonical", "is_plain_float", "json_number", "number", "payload_bytes"]
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 # Where msgspec and JCS could differ: an exponent or an integral ".0" ending (checked
@@ -52,6 +53,21 @@ def canonical(value: Any) -> bytes:
     if _needs_reference(out):
         return rfc8785.dumps(value)
     return out
+
+
+def payload_bytes(value: Any) -> bytes:
+    """A payload's bytes for its digest and storage: RFC 8785 when the value is in its
+    domain; otherwise (an integer beyond 2^53, which JSON allows and RFC 8785 does not,
+    in a request a client sent) msgspec's sorted JSON, and failing that Python's. A
+    payload's digest never fails the request it records."""
+    try:
+        return canonical(value)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    try:
+        return _encode(value)
+    except (ValueError, TypeError, OverflowError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def _needs_reference(out: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from lockgate.audit.canonical import canonical
+from lockgate.audit.canonical import payload_bytes
 from lockgate.core.context import Principal
 
 __all__ = [
@@ -151,8 +151,9 @@ def search_columns(event: AuditEvent) -> tuple[Any, ...]:
 
 
 def digest(value: Any) -> str:
-    """SHA-256 (hex) of a payload's canonical bytes (strings hash as JSON strings)."""
-    return hashlib.sha256(canonical(value)).hexdigest()
+    """SHA-256 (hex) of a payload's canonical bytes (strings hash as JSON strings; see
+    `payload_bytes` for values outside RFC 8785's domain)."""
+    return hashlib.sha256(payload_bytes(value)).hexdigest()
 
 
 def actor_of(principal: Principal | None) -> dict[str, Any] | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -37,12 +36,21 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lockgate.audit import merkle
-from lockgate.audit.canonical import canonical, is_plain_float, number
+from lockgate.audit.canonical import payload_bytes
 from lockgate.audit.checkpoint import Signer, rfc3339
 from lockgate.audit.crypto import PayloadCipher
-from lockgate.audit.event import AuditEvent, actor_of, digest, search_columns
+from lockgate.audit.event import AuditEvent, actor_of, digest
+from lockgate.audit.frames import (
+    Entry,
+    RecordEntry,
+    SealedPayload,
+    decode_entry,
+    decode_frame,
+    encode_frame,
+)
 from lockgate.audit.journal import Journal, Segment, orphans
 from lockgate.audit.record import GatewayRecord, to_event
+from lockgate.audit.seal import row_of, seal_body
 from lockgate.config.audit import AuditConfig
 from lockgate.core.clock import UtcSeconds
 from lockgate.core.context import Principal
@@ -53,7 +61,7 @@ from lockgate.store._audit import DirectWriter, SealedEvent
 if TYPE_CHECKING:
     from lockgate.store import Store
 
-__all__ = ["AuditUnavailable", "Ledger", "row_of"]
+__all__ = ["AuditUnavailable", "Ledger"]
 
 _log = logging.getLogger("lockgate.audit")
 
@@ -75,79 +83,6 @@ class _Pending:
         self.event = event  # a gateway request's record becomes its event when sealed
         self.payload = payload  # (subject, scheme, nonce, data)
         self.future = future
-
-
-_SealedPayload = tuple[str | None, str, bytes | None, bytes]  # (subject, scheme, nonce, data)
-
-
-class _Entry(msgspec.Struct, array_like=True, tag="e"):
-    """A journal frame: an event and its sealed payloads."""
-
-    event: AuditEvent
-    payload: _SealedPayload | None = None
-
-
-class _RecordEntry(msgspec.Struct, array_like=True, tag="g"):
-    """A journal frame: a gateway request's record and its sealed payloads."""
-
-    record: GatewayRecord
-    payload: _SealedPayload | None = None
-
-
-class _LegacyEntry(msgspec.Struct, array_like=True):
-    """A journal frame as lockgate wrote them before gateway records (read in recovery)."""
-
-    event: AuditEvent
-    payload: _SealedPayload | None = None
-
-
-_encode_entry = msgspec.msgpack.Encoder().encode
-_decode_frame = msgspec.msgpack.Decoder(_Entry | _RecordEntry).decode
-_decode_legacy = msgspec.msgpack.Decoder(_LegacyEntry).decode
-
-
-def _decode_entry(frame: bytes) -> tuple[AuditEvent | GatewayRecord, _SealedPayload | None]:
-    try:
-        entry = _decode_frame(frame)
-    except msgspec.ValidationError:
-        legacy = _decode_legacy(frame)
-        return legacy.event, legacy.payload
-    return (entry.event if isinstance(entry, _Entry) else entry.record), entry.payload
-
-
-def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
-    """The `audit_events` row of a sealed event (`EVENT_COLUMNS` order): its body and
-    the fields copied out for search; the time stays RFC 3339 text, which each writer
-    converts for its database."""
-    return (event.seq, event.id, event.time, event.type, *search_columns(event), body, chain)
-
-
-def _body_bytes(event: AuditEvent) -> bytes:
-    """The event's RFC 8785 bytes. Its keys are ASCII and msgspec escapes strings as JCS
-    does, so msgspec's sorted output is canonical once every float is written JCS's way
-    (`number`: those msgspec would write differently go in as raw bytes). Only `data`,
-    free-form, needs the general path."""
-    if event.data:
-        return canonical(msgspec.to_builtins(event))
-    guard = event.guard
-    if any(g.score is not None and not is_plain_float(g.score) for g in guard):
-        guard = [msgspec.structs.replace(g, score=number(g.score)) for g in guard]  # pyright: ignore[reportArgumentType]
-    exact = msgspec.structs.replace(
-        event, cost_usd=number(event.cost_usd), latency_ms=number(event.latency_ms), guard=guard  # pyright: ignore[reportArgumentType]
-    )
-    return _sorted(exact)
-
-
-_sorted = msgspec.json.Encoder(order="sorted").encode
-
-
-def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent, str, str]:
-    """The event numbered `seq`, its RFC 8785 body, and its chain hash after `prev_chain`."""
-    if event.seq != seq:
-        event = msgspec.structs.replace(event, seq=seq)
-    raw = _body_bytes(event)
-    chain = hashlib.sha256(bytes.fromhex(prev_chain) + merkle.leaf_hash(raw)).hexdigest()
-    return event, raw.decode(), chain
 
 
 _RETENTION_EVERY = 3600.0  # seconds between retention passes (the first an interval after start)
@@ -247,10 +182,10 @@ class Ledger:
             return 0
         found = 0
         for orphan in orphans(self._journal_dir):
-            entries: list[tuple[AuditEvent | GatewayRecord, _SealedPayload | None]] = []
+            entries: list[tuple[AuditEvent | GatewayRecord, SealedPayload | None]] = []
             for frame in orphan.frames():
                 try:
-                    entries.append(_decode_entry(frame))
+                    entries.append(decode_entry(frame))
                 except msgspec.DecodeError:
                     break  # cannot happen past the CRC check; end the file there all the same
             if entries:
@@ -292,16 +227,16 @@ class Ledger:
             await self.record(type, **fields)
             return
         event, payload = await self._sealed(type, fields)
-        self._journaled(_encode_entry(_Entry(event, payload)), event, payload)
+        self._journaled(encode_frame(Entry(event, payload)), event, payload)
 
     async def append_record(self, record: GatewayRecord, payload: dict[str, Any] | None) -> None:
         """Append a gateway request's event, as its record (`record.py`; the hot path:
         `AuditStage`, with an id and time from `stamp()`), and its payloads. Validated on
         the way (a typed decode of its journal frame), then as `append`."""
         row = await self._payload_row(record.subject, record.id, payload) if payload else None
-        frame = _encode_entry(_RecordEntry(record, row))
+        frame = encode_frame(RecordEntry(record, row))
         try:
-            record = _decode_frame(frame).record  # pyright: ignore[reportAttributeAccessIssue]
+            record = decode_frame(frame).record  # pyright: ignore[reportAttributeAccessIssue]
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"Invalid audit event: {exc}") from None
         if self._journal is None:
@@ -398,7 +333,7 @@ class Ledger:
 
     async def _payload_row(self, subject: str | None, event_id: str, payload: dict[str, Any]) -> tuple[Any, ...]:
         """(subject, scheme, nonce, data) of an event's payloads, sealed for its subject."""
-        plain = canonical(payload)
+        plain = payload_bytes(payload)
         if self._cipher is None:
             return (subject, "plain", None, plain)
         subject = subject or "unattributed"

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from lockgate.access.state import AccessState
-from lockgate.audit.canonical import canonical
+from lockgate.audit.canonical import payload_bytes
 from lockgate.config.audit import ApprovalRule, ApprovalsConfig
 from lockgate.core.context import RequestContext
 from lockgate.core.types import Usage
@@ -43,7 +43,7 @@ def request_hash(ctx: RequestContext) -> str:
     if isinstance(body, dict):
         body.pop("stream", None)
         body.pop("stream_options", None)
-    return hashlib.sha256(canonical(body)).hexdigest()
+    return hashlib.sha256(payload_bytes(body)).hexdigest()
 
 
 class ApprovalStage:

@@ -80,10 +80,29 @@ def test_event_body_is_exact(cost: float | None, latency: float | None, score: f
     import msgspec
 
     from lockgate.audit.event import AuditEvent, GuardVerdict
-    from lockgate.audit.ledger import _body_bytes  # pyright: ignore[reportPrivateUsage]
+    from lockgate.audit.seal import body_bytes
 
     event = AuditEvent(
         seq=1, id="e", time="2026-01-01T00:00:00.000000Z", type="gateway.request", cost_usd=cost, latency_ms=latency,
         guard=[GuardVerdict(scanner="pii", action="flag", score=score), GuardVerdict(scanner="x", action="block")],
     )
-    assert _body_bytes(event) == rfc8785.dumps(msgspec.to_builtins(event))
+    assert body_bytes(event) == rfc8785.dumps(msgspec.to_builtins(event))
+
+
+def test_payload_bytes_take_what_rfc_8785_refuses() -> None:
+    import hashlib
+
+    import msgspec
+    import pytest
+
+    from lockgate.audit.canonical import payload_bytes
+    from lockgate.audit.event import digest
+
+    value = {"input": "\U00010000", "dimensions": 2**53 + 1}
+    with pytest.raises(ValueError):
+        canonical(value)  # event bodies stay strict
+    plain = msgspec.json.encode(value, order="sorted")
+    assert payload_bytes(value) == plain
+    assert digest(value) == hashlib.sha256(plain).hexdigest()
+    assert payload_bytes({"a": "\U00010000"}) == canonical({"a": "\U00010000"})  # in the domain: RFC 8785
+    assert payload_bytes({"n": 2**70}) == b'{"n":1180591620717411303424}'  # past msgspec too

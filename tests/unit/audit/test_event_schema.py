@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from lockgate.audit.event import AuditEvent, event_schema
-from lockgate.audit.ledger import seal_body
+from lockgate.audit.seal import seal_body
 from lockgate.store._audit import GENESIS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "audit-event.schema.json"

@@ -10,7 +10,8 @@ import pytest
 
 from lockgate.access.policy_request import Decision as PolicyDecision
 from lockgate.audit.checkpoint import load_signer
-from lockgate.audit.ledger import Ledger, _decode_entry, _encode_entry, _RecordEntry  # pyright: ignore[reportPrivateUsage]
+from lockgate.audit.frames import RecordEntry, decode_entry, encode_frame
+from lockgate.audit.ledger import Ledger
 from lockgate.audit.record import to_event
 from lockgate.audit.stage import gateway_event, gateway_record
 from lockgate.config.audit import AuditConfig
@@ -164,5 +165,5 @@ def test_the_fast_record_makes_the_general_paths_event(
     assert (payload or {}) == expected_payload
     # The record survives its journal frame unchanged (what the writer and recovery read).
     record, _ = gateway_record(ctx, STAMP, capture=capture)
-    decoded, _ = _decode_entry(_encode_entry(_RecordEntry(record, None)))
+    decoded, _ = decode_entry(encode_frame(RecordEntry(record, None)))
     assert to_event(decoded) == expected  # pyright: ignore[reportArgumentType]

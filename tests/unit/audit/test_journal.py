@@ -214,7 +214,7 @@ def test_a_full_file_is_closed_and_a_large_frame_gets_a_file_of_its_own(tmp_path
 
 async def test_a_journal_from_before_gateway_records_is_recovered(tmp_path: Path) -> None:
     """Frames as the previous release wrote them (an untagged event and payload)."""
-    from lockgate.audit.ledger import _encode_entry, _LegacyEntry  # pyright: ignore[reportPrivateUsage]
+    from lockgate.audit.frames import LegacyEntry, encode_frame
 
     url, journal = _paths(tmp_path)
     store, ledger = await _ledger(url, journal)
@@ -223,7 +223,7 @@ async def test_a_journal_from_before_gateway_records_is_recovered(tmp_path: Path
     await store.aclose()
     writer = Journal(journal)
     for event in old:
-        writer.write(_encode_entry(_LegacyEntry(event, None)))
+        writer.write(encode_frame(LegacyEntry(event, None)))
     writer.close(discard=False)
     store, ledger = await _ledger(url, journal)
     await ledger.aclose()
