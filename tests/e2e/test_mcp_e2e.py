@@ -521,8 +521,10 @@ async def main():
             assert (await http.get("/admin/mcp/servers", headers=admin)).json() == []
             assert "mcp" not in sys.modules, "the mcp SDK was imported without MCP configured"
             print("no-sdk-ok")
-            made = await http.post("/admin/mcp/servers", headers=admin, json={
-                "name": "crm", "url": sys.argv[2], "headers": {"Authorization": "Bearer env::CRM_TOKEN"}})
+            # In a task of its own, as a server runs each request: the service then
+            # starts in another task than the lifespan's, which stops it.
+            made = await asyncio.create_task(http.post("/admin/mcp/servers", headers=admin, json={
+                "name": "crm", "url": sys.argv[2], "headers": {"Authorization": "Bearer env::CRM_TOKEN"}}))
             assert made.status_code == 201, made.text
             assert "mcp" in sys.modules and app.state.gateway.mcp.service is not None
             print("started-ok")

@@ -50,6 +50,8 @@ class McpHost:
         self.service: McpService | None = None
         self._lock = asyncio.Lock()
         self._check: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._closed = False
 
     async def open(self) -> None:
@@ -65,15 +67,34 @@ class McpHost:
         if svc is not None:
             return svc
         async with self._lock:
-            if self.service is None:
+            svc = self.service
+            if svc is None:
                 if self._closed:
                     raise RuntimeError("the MCP gateway is closed")
-                from lockgate.mcp.service import start_mcp
-
-                self.service = await start_mcp(self._loaded, self._gateway, self._env)
+                ready: asyncio.Future[McpService] = asyncio.get_running_loop().create_future()
+                self._runner = asyncio.get_running_loop().create_task(self._run(ready), name="lockgate-mcp")
+                self.service = svc = await asyncio.shield(ready)
                 self._unlisten()
                 _log.info("MCP gateway started")
-            return self.service
+            return svc
+
+    async def _run(self, ready: asyncio.Future[McpService]) -> None:
+        """The service's whole life in one task of its own: the SDK's task groups (anyio
+        cancel scopes) must be left by the task that entered them, whichever task (a
+        request, a control-plane change, the lifespan) first needed the service."""
+        from lockgate.mcp.service import start_mcp
+
+        try:
+            svc = await start_mcp(self._loaded, self._gateway, self._env)
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            return
+        ready.set_result(svc)
+        try:
+            await self._stop.wait()
+        finally:
+            await svc.aclose()
 
     def live(self, name: str) -> dict[str, Any]:
         """What this gateway sees of a server now (nothing, before the service runs)."""
@@ -107,9 +128,12 @@ class McpHost:
                 await check
         async with self._lock:
             self._closed = True
-            svc, self.service = self.service, None
-        if svc is not None:
-            await svc.aclose()
+            self.service = None
+            runner, self._runner = self._runner, None
+        self._stop.set()
+        if runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
 
 
 async def open_mcp(loaded: LoadedConfig, gateway: Any, env: Mapping[str, str]) -> McpHost:
