@@ -221,7 +221,7 @@ async def _open_gateway(
     stack.push_async_callback(access.aclose)
     ledger = None
     if loaded.config.audit.enabled:
-        ledger = open_ledger(loaded, access.store)
+        ledger = open_ledger(loaded, access.store, gateway=True)
         await ledger.start()
         stack.push_async_callback(ledger.aclose)
         access.services.audit = ledger
@@ -272,16 +272,19 @@ def create_app(
         if gateway is None:
             return JSONResponse({"status": "ok"})
         limits, control_plane = gateway.access.limiter.healthy, gateway.access.watcher.healthy
+        audit = gateway.audit is None or gateway.audit.healthy
         return JSONResponse({
-            "status": "ok" if limits and control_plane else "degraded",
+            "status": "ok" if limits and control_plane and audit else "degraded",
             "limits": "up" if limits else "down",
             "control_plane": "up" if control_plane else "down",
+            "audit": "up" if audit else "down",
         })
 
     async def metrics(request: Request) -> Response:
         gateway = holder["gateway"]
         gateway.metrics.limiter_up.set(1 if gateway.access.limiter.healthy else 0)
         gateway.metrics.control_plane_up.set(1 if gateway.access.watcher.healthy else 0)
+        gateway.metrics.audit_store_up.set(1 if gateway.audit is None or gateway.audit.healthy else 0)
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi(request: Request) -> Response:

@@ -336,7 +336,7 @@ def test_a_stream_ended_early_frees_its_slot(gw: Server, fake: FakeProvider, how
 
 
 def test_health_and_metrics_without_redis(gw: Server) -> None:
-    assert httpx.get(gw.url + "/healthz").json() == {"status": "ok", "limits": "up", "control_plane": "up"}
+    assert httpx.get(gw.url + "/healthz").json() == {"status": "ok", "limits": "up", "control_plane": "up", "audit": "up"}
     metrics = httpx.get(gw.url + "/metrics").text
     assert "\nlockgate_limiter_up 1.0\n" in metrics
     assert "\nlockgate_control_plane_up 1.0\n" in metrics

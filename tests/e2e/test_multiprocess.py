@@ -470,7 +470,7 @@ def test_global_kill_switch_with_the_cli(cluster: Cluster) -> None:
 
 def test_the_cluster_reports_healthy(cluster: Cluster) -> None:
     for client in cluster.clients:
-        assert client.get("/healthz").json() == {"status": "ok", "limits": "up", "control_plane": "up"}
+        assert client.get("/healthz").json() == {"status": "ok", "limits": "up", "control_plane": "up", "audit": "up"}
         metrics = client.get("/metrics").text
         assert re.search(r"^lockgate_limiter_up 1\.0$", metrics, re.M)
         assert re.search(r"^lockgate_control_plane_up 1\.0$", metrics, re.M)
@@ -514,7 +514,7 @@ def test_redis_unreachable(fake: FakeProvider, tmp_path: Path, fail_open: bool) 
                 assert ar.status_code == 200, ar.text
             else:
                 assert ar.status_code == 503 and ar.json()["error"]["type"] == "overloaded_error", ar.text
-            assert client.get("/healthz").json() == {"status": "degraded", "limits": "down", "control_plane": "up"}
+            assert client.get("/healthz").json() == {"status": "degraded", "limits": "down", "control_plane": "up", "audit": "up"}
             metrics = client.get("/metrics").text
             assert re.search(r"^lockgate_limiter_up 0\.0$", metrics, re.M), metrics
             assert re.search(r"^lockgate_control_plane_up 1\.0$", metrics, re.M)
@@ -616,7 +616,7 @@ def test_a_redis_outage_shows_in_health_and_recovery_too(fake: FakeProvider, tmp
             proxy.cut()
             r = chat()
             assert r.status_code == 503 and r.json()["error"]["code"] == "limits_unavailable", r.text
-            assert client.get("/healthz").json() == {"status": "degraded", "limits": "down", "control_plane": "up"}
+            assert client.get("/healthz").json() == {"status": "degraded", "limits": "down", "control_plane": "up", "audit": "up"}
             assert "\nlockgate_limiter_up 0.0\n" in client.get("/metrics").text
 
             proxy.up = True  # Redis is back: the gateway notices without any request

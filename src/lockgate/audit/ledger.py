@@ -6,15 +6,17 @@ Both validate the event (against the published schema) and seal its payloads. Th
   writer task takes everything queued and appends it in transactions of up to
   `max_batch` under the ledger lock (see `store/_audit.py`), then wakes every waiter.
   Under load a commit carries many events, so the cost of durability is shared.
-- `append` (the gateway's hot path) on SQLite writes the event to the journal
-  (`journal.py`: one `write(2)`, as durable against a crash of the gateway as a commit)
-  and returns; the writer moves journaled events into the tables within
-  `_JOURNAL_DELAY`, many per transaction even at one request at a time. Without a
-  journal (PostgreSQL, in-memory SQLite, `[audit] journal = false`) it is `record`.
+- `append` (the gateway's hot path) on SQLite copies the event into the journal
+  (`journal.py`: a memory-mapped file, as durable against a crash of the gateway as a
+  commit) and returns; the store process (`storer.py`, or with `store_process` off
+  the writer task) moves journaled events into the tables within `_JOURNAL_DELAY`, many
+  per transaction even at one request at a time. Without a journal (PostgreSQL,
+  in-memory SQLite, `[audit] journal = false`) it is `record`.
 
 Readers in this process (`search`, `payload`, `checkpoint`, the proofs) first `flush()`,
-so they see every event appended before them; another process sees the tables, at
-most a few milliseconds behind the journal.
+and `record` waits for the journaled events before its own, so they see every event
+appended before them; another process sees the tables, at most a few milliseconds
+behind the journal.
 
 Checkpoints: every `checkpoint_interval` seconds while events arrive, and on demand
 (`checkpoint()`), a signed tree head is added. Retention: payloads older than
@@ -49,8 +51,9 @@ from lockgate.audit.frames import (
     encode_frame,
 )
 from lockgate.audit.journal import Journal, Segment, orphans
-from lockgate.audit.record import GatewayRecord, to_event
-from lockgate.audit.seal import row_of, seal_body
+from lockgate.audit.record import GatewayRecord
+from lockgate.audit.seal import sealer
+from lockgate.audit.storer_link import StoreLink
 from lockgate.config.audit import AuditConfig
 from lockgate.core.clock import UtcSeconds
 from lockgate.core.context import Principal
@@ -108,13 +111,19 @@ class Ledger:
         clock: Callable[[], datetime] = _utc_now,
         writer_url: str | None = None,
         journal: Path | None = None,
+        store_process: bool = False,
     ) -> None:
         """`writer_url`: the database again, for direct group commits (None: write
         through the store's async engine, e.g. for an in-memory SQLite database).
-        `journal`: the journal directory (SQLite files only), None for none."""
+        `journal`: the journal directory (SQLite files only), None for none.
+        `store_process`: with a journal, journaled events are moved into the tables by
+        a process of their own (`storer.py`) instead of this one's writer."""
         self.store = store
         self._journal_dir = journal
         self._journal: Journal | None = None
+        self._use_store_process = store_process and journal is not None and writer_url is not None
+        self._writer_url = writer_url
+        self._link: StoreLink | None = None
         self._retained: list[Segment] = []  # written-to journal files not all stored yet
         self._waiting = 0  # queued events whose caller waits for the commit (`record`)
         self._enqueued = 0  # events ever queued, and of those settled (stored or failed)
@@ -140,13 +149,40 @@ class Ledger:
         if self._journal_dir is not None:
             await self.recover()
             self._journal = Journal(self._journal_dir)
+            if self._use_store_process:
+                await self._start_store_process(self._journal)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._writer(), name="audit-writer"))
         if self.config.checkpoint_interval > 0:
             self._tasks.append(loop.create_task(self._checkpoints(), name="audit-checkpoints"))
         self._tasks.append(loop.create_task(self._retention(), name="audit-retention"))
-        if self._direct is not None:
+        if self._direct is not None and self._link is None:  # else the store process does it
             self._tasks.append(loop.create_task(self._tidy(), name="audit-tidy"))
+
+    @property
+    def healthy(self) -> bool:
+        """False while the store process is down (being restarted): journaled events wait
+        in their files, nothing is lost, but the tables fall behind."""
+        return self._link is None or self._link.up
+
+    async def _start_store_process(self, journal: Journal) -> None:
+        assert self._writer_url is not None
+        link = StoreLink(self._writer_url, max_batch=self.config.max_batch, on_stored=self._stored_elsewhere)
+        try:
+            await link.start()
+        except OSError as exc:
+            _log.error("audit store process cannot start (%s): storing in the gateway", _type_name(exc))
+            return
+        link.follow(journal.current)
+        journal.on_open = link.follow
+        self._link = link
+
+    def _stored_elsewhere(self, count: int) -> None:
+        """The store process committed `count` journaled events."""
+        self._committed(count)
+        if self._journal is not None:
+            self._journal.rotate(_JOURNAL_MAX_AGE)
+            self._journal.take_closed()  # the link holds them until the store process is done
 
     async def aclose(self) -> None:
         self._closing = True
@@ -162,15 +198,22 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._journal is not None:
-            stored = not self._queue  # all stored: the journal files can go
-            for segment in self._retained + self._journal.close(discard=stored):
-                if stored:
-                    segment.discard()
-                else:
-                    segment.close()  # left for the next start's recovery
-            self._retained.clear()
+        stored = not self._queue  # all stored: the journal files can go
+        retained, self._retained = self._retained, []
+        if self._journal is not None and self._link is not None:
+            journal, self._journal = self._journal, None
+            journal.close(discard=False)  # the store process deletes its files once stored
+            if await self._link.aclose():
+                journal.remove_marker()
+            self._link = None
+        elif self._journal is not None:
+            retained += self._journal.close(discard=stored)
             self._journal = None
+        for segment in retained:
+            if stored:
+                segment.discard()
+            else:
+                segment.close()  # left for the next start's recovery
         if self._direct is not None:
             await self._direct.close()
 
@@ -208,6 +251,8 @@ class Ledger:
         """Append one event and wait for its commit; returns its sequence number.
         Fields: as `event()`."""
         event, payload = await self._sealed(type, fields)
+        if self._link is not None:
+            await self._flush_journal()  # after the events journaled before it
         return await self._commit(event, payload)
 
     async def _commit(self, event: AuditEvent | GatewayRecord, payload: tuple[Any, ...] | None) -> int:
@@ -251,7 +296,8 @@ class Ledger:
         except OSError as exc:
             _log.error("audit journal write failed: %s", _type_name(exc))
             raise AuditUnavailable("The audit ledger could not record this request, so it was not answered.") from None
-        self._enqueue(_Pending(event, payload, None))
+        if self._link is None:
+            self._enqueue(_Pending(event, payload, None))
 
     def stamp(self) -> tuple[str, str]:
         """A new event's id and time (RFC 3339, UTC, microseconds), from one clock read."""
@@ -362,7 +408,7 @@ class Ledger:
         """Store everything queued, in transactions of up to `max_batch`. False when a
         transaction failed: its waiters get the error, journaled events go back to the
         queue (they were answered: they must not be lost) and their files are kept."""
-        if self._journal is not None:
+        if self._journal is not None and self._link is None:
             # Files closed now hold only events queued now or stored before.
             self._journal.rotate(_JOURNAL_MAX_AGE)
             self._retained += self._journal.take_closed()
@@ -406,8 +452,15 @@ class Ledger:
             return await self._direct.append(len(batch), self._sealer(batch))
         return await self.store.append_audit(len(batch), self._sealer(batch))
 
+    async def _flush_journal(self) -> None:
+        """Wait until the store process has stored every event journaled so far."""
+        link, journal = self._link, self._journal
+        if link is not None and journal is not None and not await link.flush(journal.position, _FLUSH_WAIT):
+            _log.warning("audit store process: journaled events not stored after %.0f s", _FLUSH_WAIT)
+
     async def flush(self) -> None:
         """Wait until every event queued so far is stored (readers call this first)."""
+        await self._flush_journal()
         target = self._enqueued
         if self._settled >= target or not self._tasks:
             return
@@ -430,16 +483,7 @@ class Ledger:
 
     @staticmethod
     def _sealer(batch: list[_Pending]) -> Callable[[int, int, str], SealedEvent]:
-        def seal(i: int, seq: int, prev: str) -> SealedEvent:
-            pending = batch[i]
-            event = pending.event
-            if type(event) is GatewayRecord:
-                event = to_event(event, seq)
-            event, body, chain = seal_body(event, seq, prev)  # pyright: ignore[reportArgumentType]
-            payload = None if pending.payload is None else (seq, *pending.payload, event.time)
-            return SealedEvent(row_of(event, body, chain), chain, payload)
-
-        return seal
+        return sealer([p.event for p in batch], [p.payload for p in batch])
 
     def _committed(self, count: int) -> None:
         self.commits += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -10,8 +11,10 @@ import msgspec
 from lockgate.audit import merkle
 from lockgate.audit.canonical import canonical, is_plain_float, number
 from lockgate.audit.event import AuditEvent, search_columns
+from lockgate.audit.record import GatewayRecord, to_event
+from lockgate.store._audit import SealedEvent
 
-__all__ = ["body_bytes", "row_of", "seal_body"]
+__all__ = ["body_bytes", "row_of", "seal_body", "sealer"]
 
 
 def row_of(event: AuditEvent, body: str, chain: str) -> tuple[Any, ...]:
@@ -47,3 +50,21 @@ def seal_body(event: AuditEvent, seq: int, prev_chain: str) -> tuple[AuditEvent,
     raw = body_bytes(event)
     chain = hashlib.sha256(bytes.fromhex(prev_chain) + merkle.leaf_hash(raw)).hexdigest()
     return event, raw.decode(), chain
+
+
+def sealer(
+    events: Sequence[AuditEvent | GatewayRecord], payloads: Sequence[tuple[Any, ...] | None]
+) -> Callable[[int, int, str], SealedEvent]:
+    """The `seal(i, seq, prev_chain)` a batch append calls (`store/_audit.py`): the i-th
+    event (a gateway record becomes its event here) numbered and chained, with its
+    payloads row ((subject, scheme, nonce, data) given)."""
+
+    def seal(i: int, seq: int, prev: str) -> SealedEvent:
+        event = events[i]
+        if type(event) is GatewayRecord:
+            event = to_event(event, seq)
+        event, body, chain = seal_body(event, seq, prev)  # pyright: ignore[reportArgumentType]
+        payload = payloads[i]
+        return SealedEvent(row_of(event, body, chain), chain, None if payload is None else (seq, *payload, event.time))
+
+    return seal

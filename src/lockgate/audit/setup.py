@@ -54,7 +54,9 @@ def journal_path(loaded: LoadedConfig) -> Path | None:
     return journal_dir(str(Path(database).resolve()))
 
 
-def open_ledger(loaded: LoadedConfig, store: Store) -> Ledger:
+def open_ledger(loaded: LoadedConfig, store: Store, *, gateway: bool = False) -> Ledger:
+    """The ledger; `gateway`: a serving gateway's (with a store process when configured),
+    otherwise a CLI command's (stores in its own process)."""
     audit = loaded.config.audit
     cipher = None
     master = loaded.secret(audit.encryption_key)
@@ -65,5 +67,6 @@ def open_ledger(loaded: LoadedConfig, store: Store) -> Ledger:
     in_memory = sa_url.get_backend_name() == "sqlite" and (sa_url.database or "") in ("", ":memory:")
     journal = journal_path(loaded) if audit.journal else None
     return Ledger(
-        store, audit, signer=signer_of(loaded), cipher=cipher, writer_url=None if in_memory else url, journal=journal
+        store, audit, signer=signer_of(loaded), cipher=cipher, writer_url=None if in_memory else url, journal=journal,
+        store_process=gateway and audit.store_process,
     )

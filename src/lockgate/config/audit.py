@@ -36,6 +36,10 @@ class AuditConfig(Strict):
     """SQLite: answer a request once its event is in the ledger's journal file (one write, as
     durable against a crash as a commit) and move it into the tables within ~10 ms; false: wait
     for the commit. PostgreSQL always waits for the commit."""
+    store_process: bool = True
+    """SQLite with the journal: a process of its own (started and supervised by the gateway)
+    moves journaled events into the tables, off the gateway's core; false: the gateway's own
+    writer task does it."""
     _v_keys = field_validator("encryption_key", "signing_key", mode="before")(staticmethod(secret))
 
     def secret_refs(self) -> list[tuple[str, str]]:

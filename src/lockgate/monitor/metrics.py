@@ -106,6 +106,11 @@ class Metrics:
             "1 while the control-plane database answers, 0 while the gateway serves its cached state.",
             registry=r,
         )
+        self.audit_store_up = Gauge(
+            "lockgate_audit_store_up",
+            "1 while the ledger's store process runs (always 1 without one), 0 while it is being restarted.",
+            registry=r,
+        )
 
     def guardrail_verdict(self, scanner: str, action: str, where: str) -> None:
         self.guardrail_verdicts.labels(scanner, action, where).inc()

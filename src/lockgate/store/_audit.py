@@ -153,6 +153,14 @@ class SqliteAppender:
             self._abandon()
             raise
 
+    def ids_since(self, since: str) -> set[str]:
+        """Ids of the events stored at or after `since` (RFC 3339 UTC text)."""
+        cur = self._connection().cursor()
+        cur.execute("SELECT id FROM audit_events WHERE time >= ?", (_sqlite_time(since),))
+        ids = {str(row[0]) for row in cur.fetchall()}
+        self._connection().commit()  # end the read transaction: writers must not wait on it
+        return ids
+
     def _abandon(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -240,6 +248,11 @@ class DirectWriter:
             await asyncio.sleep(delay)  # another writer holds the lock: never block the loop
             waited += delay
             delay = min(delay * 2, 0.02)
+
+    def ids_since(self, since: str) -> set[str]:
+        """SQLite only (the store process): ids of the events stored at or after `since`."""
+        assert self._sqlite is not None
+        return self._sqlite.ids_since(since)
 
     async def tidy(self) -> None:
         """Housekeeping between commits, off the loop (SQLite: checkpoint the WAL)."""
