@@ -48,7 +48,7 @@ import msgspec
 
 from lockgate.audit.event import AuditEvent
 from lockgate.audit.frames import SealedPayload, decode_entry
-from lockgate.audit.journal import frames_from
+from lockgate.audit.journal import Segment, frames_from
 from lockgate.audit.record import GatewayRecord
 from lockgate.audit.seal import sealer
 from lockgate.store._audit import DirectWriter
@@ -64,38 +64,34 @@ MAX_MESSAGE = 65536
 
 
 class _File:
-    __slots__ = ("fd", "generation", "map", "offset", "path", "resume")
+    """A journal file handed over: its `Segment` (our descriptor, mapped read-only) and
+    how far it has been stored."""
+
+    __slots__ = ("offset", "resume", "segment")
 
     def __init__(self, generation: int, path: Path, fd: int, resume: bool) -> None:
-        self.generation = generation
-        self.path = path
-        self.fd = fd
-        self.map: mmap.mmap | None = None
+        self.segment = Segment(fd, path, None, generation)
         self.offset = 0
         self.resume = resume
 
+    @property
+    def generation(self) -> int:
+        return self.segment.generation
+
     def view(self) -> mmap.mmap | None:
-        if self.map is None:
-            size = os.fstat(self.fd).st_size
+        segment = self.segment
+        if segment.map is None:
+            size = os.fstat(segment.fd).st_size
             if size == 0:
                 return None
-            self.map = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
-        return self.map
+            segment.map = mmap.mmap(segment.fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+        return segment.map
 
     def delete(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        self.close()
+        self.segment.discard()
 
     def close(self) -> None:
-        mapping, self.map = self.map, None
-        if mapping is not None:
-            with contextlib.suppress(BufferError, ValueError):
-                mapping.close()
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.segment.close()
 
 
 class Storer:
