@@ -166,7 +166,7 @@ def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
     journal.write(b"event")
     started = time.monotonic()
     assert orphans(tmp_path / "j") == []
-    assert time.monotonic() - started < 0.2, "no waiting on a live writer"
+    assert time.monotonic() - started < 5, "no waiting on a live writer (a drain is waited for up to 15 s)"
     journal.close(discard=True)
     assert list((tmp_path / "j").iterdir()) == []
 
