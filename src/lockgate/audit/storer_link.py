@@ -42,25 +42,27 @@ class StoreLink:
         self._watch: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closing = False
+        self._died = False  # a store process has died since the start
         self.restarts = 0
 
     @property
     def up(self) -> bool:
-        """A store process is running and has said it is ready."""
+        """A store process is running: the first from its start, a replacement once it
+        has said it is ready; False between a death and its replacement."""
         proc, ready = self._proc, self._ready
-        return (
-            self._sock is not None and proc is not None and proc.returncode is None
-            and ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None
-        )
+        running = self._sock is not None and proc is not None and proc.returncode is None
+        said_ready = ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None
+        return running and (said_ready or not self._died)
 
     @property
     def stored(self) -> tuple[int, int]:
         return self._stored
 
     async def start(self) -> None:
-        """Start the store process (raises OSError when it cannot be started)."""
+        """Start the store process (raises OSError when it cannot be executed). Not
+        waiting for it to be ready (~0.3 s of imports): the journal holds what comes
+        meanwhile; one that dies at start is replaced like any other."""
         await self._spawn(resume=False)
-        await self._until_ready()
         self._watch = asyncio.get_running_loop().create_task(self._supervise(), name="audit-store-process")
 
     async def _spawn(self, *, resume: bool) -> None:
@@ -186,6 +188,7 @@ class StoreLink:
             code = await proc.wait()
             if self._closing:
                 return
+            self._died = True
             self._drop()
             _log.error("audit store process exited (%s); restarting it", code)
             delay = _RESTART_AFTER

@@ -191,7 +191,7 @@ async def test_a_store_process_that_cannot_start_leaves_the_work_to_the_gateway(
 ) -> None:
     url = f"sqlite:///{tmp_path}/l.db"
     store = await Store.open(url)
-    monkeypatch.setattr(sys, "executable", "/bin/false")  # exits at once, never "ready"
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "missing" / "python"))  # cannot be executed
     ledger = Ledger(store, AuditConfig(checkpoint_interval=0), signer=load_signer(None, None),
                     writer_url=url, journal=journal_dir(str(tmp_path / "l.db")), store_process=True)
     await ledger.start()
