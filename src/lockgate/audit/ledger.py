@@ -58,6 +58,7 @@ from lockgate.config.audit import AuditConfig
 from lockgate.core.clock import UtcSeconds
 from lockgate.core.context import Principal
 from lockgate.core.ids import uuid7
+from lockgate.core.waiters import release_reached
 from lockgate.errors import InvalidRequest, LockgateError
 from lockgate.store._audit import DirectWriter, SealedEvent
 
@@ -472,14 +473,7 @@ class Ledger:
             await asyncio.wait_for(asyncio.shield(future), _FLUSH_WAIT)
 
     def _release_flushes(self) -> None:
-        waiting: list[tuple[int, asyncio.Future[None]]] = []
-        for target, future in self._flushes:
-            if self._settled >= target:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._flushes = waiting
+        self._flushes = release_reached(self._flushes, lambda target: self._settled >= target)
 
     @staticmethod
     def _sealer(batch: list[_Pending]) -> Callable[[int, int, str], SealedEvent]:

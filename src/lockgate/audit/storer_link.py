@@ -18,6 +18,7 @@ from typing import Any
 
 from lockgate.audit.journal import Segment
 from lockgate.audit.storer import MAX_MESSAGE
+from lockgate.core.waiters import release_reached
 
 __all__ = ["StoreLink"]
 
@@ -159,14 +160,7 @@ class StoreLink:
                     segment.close()
 
     def _release(self) -> None:
-        waiting: list[tuple[tuple[int, int], asyncio.Future[None]]] = []
-        for target, future in self._flushes:
-            if self._stored >= target:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._flushes = waiting
+        self._flushes = release_reached(self._flushes, lambda target: self._stored >= target)
 
     async def flush(self, target: tuple[int, int], timeout: float) -> bool:
         """Wait until everything journaled before `target` is stored; False on timeout."""
