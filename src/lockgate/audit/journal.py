@@ -229,14 +229,7 @@ class Orphan:
 def read_frames(data: bytes) -> Iterator[bytes]:
     """Every whole frame; stops at the first empty, torn or corrupt one (the zeroed
     rest of a file, or a crash mid-write)."""
-    at = 0
-    while at + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, at)
-        body = data[at + _HEADER.size : at + _HEADER.size + length]
-        if not length or len(body) != length or zlib.crc32(body) != crc:
-            return
-        yield body
-        at += _HEADER.size + length
+    return iter(frames_from(data, 0)[0])
 
 
 def frames_from(data: bytes | mmap.mmap, at: int, limit: int = 1 << 62) -> tuple[list[bytes], int]:

@@ -177,9 +177,8 @@ class Storer:
                 complete = final_all or index < len(files) - 1
                 view = file.view()
                 room = self._max_batch - len(events)
-                frames, end = frames_from(view, file.offset, room + 1) if view is not None else ([], file.offset)
-                if len(frames) > room:  # more than fits: the rest in the next transaction
-                    frames, end = frames_from(view, file.offset, room)  # pyright: ignore[reportArgumentType]
+                frames, end = frames_from(view, file.offset, room) if view is not None else ([], file.offset)
+                if len(frames) == room:  # perhaps more: the rest in the next transaction
                     complete = False
                 entries = [_decoded(frame) for frame in frames]
                 kept = [e for e in entries if e is not None]

@@ -55,10 +55,6 @@ class StoreLink:
         said_ready = ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None
         return running and (said_ready or not self._died)
 
-    @property
-    def stored(self) -> tuple[int, int]:
-        return self._stored
-
     async def start(self) -> None:
         """Start the store process (raises OSError when it cannot be executed). Not
         waiting for it to be ready (~0.3 s of imports): the journal holds what comes

@@ -34,12 +34,12 @@ def _rows(url: str) -> list[tuple[int, str, str]]:
     return rows
 
 
-async def _ledger(tmp_path: Path) -> tuple[str, Path, Store, Ledger]:
+async def _ledger(tmp_path: Path, max_batch: int = 512) -> tuple[str, Path, Store, Ledger]:
     url = f"sqlite:///{tmp_path}/l.db"
     directory = journal_dir(str(tmp_path / "l.db"))
     store = await Store.open(url)
-    ledger = Ledger(store, AuditConfig(checkpoint_interval=0, capture_content=True), signer=load_signer(None, None),
-                    writer_url=url, journal=directory, store_process=True)
+    ledger = Ledger(store, AuditConfig(checkpoint_interval=0, capture_content=True, max_batch=max_batch),
+                    signer=load_signer(None, None), writer_url=url, journal=directory, store_process=True)
     await ledger.start()
     assert ledger._link is not None, "the store process started"  # pyright: ignore[reportPrivateUsage]
     return url, directory, store, ledger
@@ -112,7 +112,7 @@ async def test_a_killed_store_process_is_replaced_and_nothing_is_lost_or_doubled
 
 async def test_full_files_are_handed_over_and_deleted_once_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("lockgate.audit.journal.SEGMENT_BYTES", 4096)  # a few events a file
-    url, directory, store, ledger = await _ledger(tmp_path)
+    url, directory, store, ledger = await _ledger(tmp_path, max_batch=7)  # transactions split files too
     try:
         await _append(ledger, 0, 120)
         journal = ledger._journal  # pyright: ignore[reportPrivateUsage]
